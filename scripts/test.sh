@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything the tests need (scripts/install.sh test) and run the whole suite, slow
+# end-to-end tests included. Extra arguments go to pytest (e.g. -m "not slow" for the fast set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh test
+. .venv/bin/activate
+set +e
+python -m pytest "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then
+  echo "pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$code"

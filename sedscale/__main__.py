@@ -1,0 +1,3 @@
+from sedscale.cli import main
+
+main()

@@ -1,0 +1,51 @@
+"""The in-memory photometry of one partition after profile mapping and validation.
+
+This is the hand-off from the catalog layer to the SED layer: plain numpy arrays in µJy, one row
+per valid source, one column per band, NaN meaning "not observed in this band". Filters are
+strings: a built-in band name (:mod:`sedscale.bands`) or an absolute path to a filter file
+(two columns: wavelength in Å, throughput).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Photometry:
+    """Fluxes of N sources in B bands, ready to fit."""
+
+    source_id: np.ndarray  # (N,) int64
+    flux: np.ndarray  # (N, B) float64, µJy; NaN = not observed
+    error: np.ndarray  # (N, B) float64, µJy; NaN = not observed
+    redshift: np.ndarray  # (N,) float64; NaN = unknown (photo-z if the workflow allows)
+    filters: tuple[str, ...]  # (B,) built-in band names or absolute filter-file paths
+    row_index: np.ndarray  # (N,) int64, row within the partition, for tracing back to the input
+
+    def __post_init__(self) -> None:
+        n, b = self.flux.shape
+        if self.error.shape != (n, b) or self.source_id.shape != (n,) or self.redshift.shape != (n,):
+            raise ValueError("Photometry arrays disagree in shape")
+        if len(self.filters) != b:
+            raise ValueError(f"{b} flux columns but {len(self.filters)} filters")
+
+    def __len__(self) -> int:
+        return int(self.source_id.shape[0])
+
+    @property
+    def n_bands_observed(self) -> np.ndarray:
+        """Bands with a finite flux and error, per source."""
+        return np.sum(np.isfinite(self.flux) & np.isfinite(self.error), axis=1)
+
+    def take(self, index: np.ndarray) -> "Photometry":
+        """The sources at ``index`` (an integer or boolean array)."""
+        return Photometry(
+            source_id=self.source_id[index],
+            flux=self.flux[index],
+            error=self.error[index],
+            redshift=self.redshift[index],
+            filters=self.filters,
+            row_index=self.row_index[index],
+        )

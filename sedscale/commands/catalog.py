@@ -1,0 +1,110 @@
+"""``sedscale validate`` and ``sedscale plan``: check a catalog and plan its partitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from sedscale.errors import EXIT_CODES_HELP
+
+
+def validate(
+    catalog: List[str] = typer.Argument(..., help="Parquet file(s), a directory or a glob."),
+    profile: str = typer.Option("generic", "--profile", "-p", help="generic | euclid-q1 | roman | FILE.yaml"),
+    min_bands: int = typer.Option(3, help="usable bands a source needs"),
+    require_redshift: bool = typer.Option(False, help="quarantine rows without a redshift (no photo-z)"),
+    rows_per_partition: int = typer.Option(50_000, help="rows read at a time"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Count valid and quarantined rows, with a reason for each quarantined row.
+
+    File-level faults (unreadable, empty, missing id or band columns, wrong types) exit 3 with a
+    message naming the file and column.
+    """
+    import time
+
+    from sedscale.catalog.profiles import load_profile
+    from sedscale.catalog.scan import validate_catalog
+    from sedscale.catalog.source import open_catalog
+    from sedscale.catalog.validate import REASONS, ValidationRules
+    from sedscale.commands._common import print_json, progress_bar
+
+    source = open_catalog(catalog if len(catalog) > 1 else catalog[0])
+    prof = load_profile(profile, source.schema, source=str(source.paths[0]))
+    rules = ValidationRules(min_bands=min_bands, require_redshift=require_redshift)
+    t0 = time.perf_counter()
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("validating", total=source.num_rows, rate="")
+
+        def step(rows: int, _n: int) -> None:
+            done = bar.tasks[0].completed + rows
+            bar.update(task, advance=rows, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} rows/s")
+
+        result = validate_catalog(source, prof, rules, rows_per_partition=rows_per_partition, on_partition=step)
+    if as_json:
+        obj = result.as_json()
+        obj["files"] = [str(p) for p in source.paths]
+        obj["profile"] = prof.name
+        obj["bands"] = list(prof.filters())
+        print_json(obj)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"[bold]{result.rows_total:,}[/] rows in {len(source.files)} file(s), profile "
+        f"[cyan]{prof.name}[/], {len(prof.bands)} bands: [green]{result.rows_valid:,} valid[/], "
+        f"[yellow]{result.rows_quarantined:,} quarantined[/]"
+    )
+    if result.reasons:
+        table = Table("reason", "rows", "meaning", "example")
+        for reason, count in sorted(result.reasons.items(), key=lambda kv: -kv[1]):
+            table.add_row(reason, f"{count:,}", REASONS[reason], (result.samples.get(reason) or [""])[0])
+        console.print(table)
+
+
+def plan(
+    catalog: List[str] = typer.Argument(..., help="Parquet file(s), a directory or a glob."),
+    rows_per_partition: int = typer.Option(50_000, "--rows-per-partition", "-n", help="target rows per partition"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the manifest (Parquet) here"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
+) -> None:
+    """Plan partitions from Parquet footers only (no data pages are read)."""
+    import time
+
+    from sedscale.catalog.plan import plan_partitions, write_manifest
+    from sedscale.catalog.source import open_catalog
+    from sedscale.commands._common import print_json
+
+    t0 = time.perf_counter()
+    source = open_catalog(catalog if len(catalog) > 1 else catalog[0])
+    manifest = plan_partitions(source, rows_per_partition)
+    elapsed = time.perf_counter() - t0
+    if output is not None:
+        write_manifest(manifest, output)
+    n_rows = manifest["n_rows"].to_numpy()
+    summary = {
+        "files": len(source.files),
+        "rows": int(n_rows.sum()),
+        "partitions": manifest.num_rows,
+        "rows_per_partition_min": int(n_rows.min()),
+        "rows_per_partition_max": int(n_rows.max()),
+        "seconds": round(elapsed, 4),
+        "manifest": str(output) if output else None,
+    }
+    if as_json:
+        print_json(summary)
+        return
+    typer.echo(
+        f"{summary['rows']:,} rows in {summary['files']} file(s) -> {summary['partitions']:,} partitions "
+        f"({summary['rows_per_partition_min']:,}-{summary['rows_per_partition_max']:,} rows each), "
+        f"planned in {elapsed:.3f} s" + (f"; manifest written to {output}" if output else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog=EXIT_CODES_HELP)(validate)
+    app.command(epilog=EXIT_CODES_HELP)(plan)
