@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh test
 . .venv/bin/activate
+# The Slurm tests run against a real single-node cluster (installed from Debian's packages if missing).
+if [ "${SEDSCALE_NO_SLURM:-0}" != "1" ]; then
+  bash scripts/slurm-local.sh start
+fi
 set +e
 python -m pytest "$@"
 code=$?
