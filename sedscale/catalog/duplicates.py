@@ -34,6 +34,7 @@ class DuplicateIndex:
 
     file_index: np.ndarray  # int32, sorted with row
     row: np.ndarray  # int64
+    buckets: int = 1  # hash buckets the scan used (1 = in memory)
 
     def __len__(self) -> int:
         return int(self.row.size)
@@ -125,4 +126,4 @@ def find_duplicate_ids(
     dups = np.concatenate(found) if found else np.empty(0, _TRIPLE)
     order = np.lexsort((dups["row"], dups["file"]))
     dups = dups[order]
-    return DuplicateIndex(dups["file"].astype(np.int32), dups["row"].astype(np.int64))
+    return DuplicateIndex(dups["file"].astype(np.int32), dups["row"].astype(np.int64), n_buckets)
