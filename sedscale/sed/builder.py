@@ -1,0 +1,279 @@
+"""Vectorized construction of a model grid's band fluxes (the physics hot path).
+
+No loop runs per model. The grid is the Cartesian product
+metallicity × SFH × log U × attenuation × dust emission × AGN, and every stage is linear in the
+SFH weights once the attenuation is fixed, so for each redshift node:
+
+1. a response matrix R (wavelength × band) folds filter curve (photon counting), IGM
+   transmission, luminosity distance and the µJy conversion together;
+2. per metallicity and age bin, SSP and nebular spectra times each attenuation curve are
+   contracted with R — one GEMM of (metallicity·age·band × λ) by (λ × attenuation);
+3. SFH weights (S × age) combine those band fluxes — one einsum;
+4. dust emission (Draine & Li) and the AGN are added as L_dust (from the energy balance, also a
+   product of the SFH weights with per-age absorbed luminosities) times their band fluxes.
+
+Young stars (< 10 Myr) get ``young_factor × A_V`` and power the nebular emission; their ionising
+photons (< 912 Å) are removed when the nebular module is on (none escape).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import OrderedDict
+from functools import lru_cache
+from typing import Any, Sequence
+
+import numpy as np
+
+from sedscale.sed import cosmology, wavegrid
+from sedscale.sed.agn import agn_spectrum
+from sedscale.sed.attenuation import attenuation_shape
+from sedscale.sed.config import FitConfig
+from sedscale.sed.dust_emission import dust_emission_spectrum
+from sedscale.sed.filters import load_filters
+from sedscale.sed.igm import LYA_AA, igm_transmission
+from sedscale.sed.nebular import load_nebular, logu_weights
+from sedscale.sed.sfh import sfh_table
+from sedscale.sed.ssp import load_ssp, metallicity_weights, young_fraction
+
+LYMAN_LIMIT_AA = 911.8
+
+
+def response_matrix(filters: Sequence[str], z: float, cosmo: str, igm: bool = True) -> np.ndarray:
+    """(n_wave, B) matrix turning a rest-frame spectrum in L☉/Å (per source) into photon-counting
+    band fluxes in µJy observed at redshift ``z``."""
+    wave, dw = wavegrid.wavelengths(), wavegrid.widths()
+    curves = load_filters(list(filters))
+    obs_edges = wavegrid.edges() * (1.0 + z)
+    trans = np.stack([f.average(obs_edges) for f in curves], axis=1)  # (L, B)
+    weight = (wave * dw)[:, None] * trans
+    norm = weight.sum(axis=0)
+    norm[norm == 0] = np.inf  # band entirely outside the grid: flux 0
+    resp = weight / norm
+    if igm:
+        # The pixel holding Lyα (and the nebular Lyα line) takes the transmission just blueward
+        # of the line, as bagpipes does: resonant Lyα photons do not escape the IGM unattenuated.
+        lya_pix = int(np.searchsorted(wavegrid.edges(), LYA_AA, side="right")) - 1
+        blue = np.flatnonzero(np.any(resp[: lya_pix + 1] != 0, axis=1))  # only where a band looks
+        if blue.size:
+            at = np.minimum(wave[blue], LYA_AA - 0.01)
+            resp[blue] *= igm_transmission(at, z)[:, None]
+    d_l = cosmology.luminosity_distance_cm(z, cosmo)
+    pivots = np.array([f.pivot for f in curves])
+    to_ujy = cosmology.L_SUN_ERG_S / (4 * np.pi * d_l**2 * (1.0 + z)) * pivots**2 / cosmology.C_AA_S * 1e29
+    return resp * to_ujy[None, :]
+
+
+def _attenuation_combos(config: FitConfig) -> tuple[list[tuple[float, float, float, float]], np.ndarray, np.ndarray]:
+    """(combos, T_old, T_young): every (av, delta, bump, young_factor) and its transmission
+    curves (n_att, n_wave) for old and young stars."""
+    da = config.dust_attenuation
+    wave = wavegrid.wavelengths()
+    if not da.enabled:
+        ones = np.ones((1, wave.size))
+        return [(0.0, 0.0, 0.0, 1.0)], ones, ones
+    if da.law == "modified_starburst":
+        combos = list(itertools.product(da.av, da.delta, da.bump, da.young_factor))
+    else:
+        combos = [(av, 0.0, 0.0, yf) for av, yf in itertools.product(da.av, da.young_factor)]
+    shapes: dict[tuple[float, float], np.ndarray] = {}
+    t_old = np.empty((len(combos), wave.size))
+    t_young = np.empty_like(t_old)
+    for n, (av, delta, bump, yf) in enumerate(combos):  # attenuation curves, not models
+        key = (delta, bump)
+        if key not in shapes:
+            shapes[key] = attenuation_shape(da.law, wave, delta, bump)
+        t_old[n] = 10 ** (-0.4 * av * shapes[key])
+        t_young[n] = 10 ** (-0.4 * av * yf * shapes[key])
+    return combos, t_old, t_young
+
+
+def _band_tables(spec: np.ndarray, trans: np.ndarray, resp: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """Band fluxes of spectra ``spec`` (..., L) under each transmission ``trans`` (A, L):
+    returns (A, ..., B) = Σ_λ spec[..., λ] trans[a, λ] resp[λ, b], as a single float32 GEMM of
+    (A·B × λ) by (λ × spectra) — the attenuation is folded into the small left operand."""
+    lead = spec.shape[:-1]
+    s = np.ascontiguousarray(spec[..., sel], dtype=np.float32).reshape(-1, sel.size)  # (P, Lsel)
+    left = (trans[:, None, sel] * resp[sel].T[None, :, :]).astype(np.float32)  # (A, B, Lsel)
+    n_a, n_b = left.shape[:2]
+    out = (left.reshape(n_a * n_b, sel.size) @ s.T).astype(np.float64)  # (A·B, P)
+    out = out.reshape((n_a, n_b) + lead)
+    return np.moveaxis(out, 1, -1)
+
+
+@lru_cache(maxsize=4)
+def _young_nebular(ky: int) -> np.ndarray:
+    """The nebular grid's first ``ky`` age bins as a contiguous (7·9, ky·L) matrix."""
+    neb = load_nebular()
+    return np.ascontiguousarray(neb[:, :, :ky]).reshape(neb.shape[0] * neb.shape[1], -1)
+
+
+def _absorbed(spec: np.ndarray, trans: np.ndarray) -> np.ndarray:
+    """Luminosity removed by each transmission curve: (A, ...) = Σ_λ spec (1 − T_a) dλ (a GEMM)."""
+    lead = spec.shape[:-1]
+    out = (spec.reshape(-1, spec.shape[-1]) * wavegrid.widths()) @ (1.0 - trans).T  # (prod(lead), A)
+    return np.moveaxis(out.reshape(lead + (trans.shape[0],)), -1, 0)
+
+
+_PREPARED: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_PREPARED_LOCK = threading.Lock()
+_PREPARED_NAMES = (
+    "wave", "dw", "axes", "ssp", "spec", "surviving", "living", "sfh", "w_all", "ky", "w_young",
+    "w_old", "spec_young", "neb", "n_z", "n_s", "n_u", "combos", "n_a", "t_old", "t_young", "l_abs",
+    "dust_on", "dust_params", "dust_spec", "agn_on", "agn_params", "agn_spec", "agn_fac", "n_d",
+    "n_g",
+)
+
+
+def _prepare(config: FitConfig) -> dict[str, Any]:
+    """Everything about ``config`` that does not depend on redshift or filters — composite
+    spectra per metallicity, SFH weights, attenuation curves, absorbed luminosities, dust and AGN
+    templates — cached for the last few configurations, so a grid for new redshift nodes costs
+    only the per-node work."""
+    key = config.hash()
+    with _PREPARED_LOCK:
+        if key in _PREPARED:
+            _PREPARED.move_to_end(key)
+            return _PREPARED[key]
+    wave, dw = wavegrid.wavelengths(), wavegrid.widths()
+    axes = config.axes()
+
+    # --- stellar populations, per requested metallicity -------------------------------------
+    ssp = load_ssp()
+    zw = metallicity_weights(config.stellar.metallicity)  # (nZ, 7)
+    n_age = ssp.spectra.shape[1]
+    spec = (zw @ ssp.spectra.reshape(zw.shape[1], -1)).reshape(zw.shape[0], n_age, wave.size)  # (nZ, n_age, L)
+    surviving = zw @ ssp.surviving_frac  # (nZ, n_age)
+    living = zw @ ssp.living_frac
+    sfh = sfh_table(config.sfh)
+    w_all = sfh.weights  # (S, n_age)
+    fy = young_fraction()
+    ky = int(np.count_nonzero(fy > 0))
+    w_young = w_all[:, :ky] * fy[:ky]
+    w_old = w_all * (1.0 - fy)
+    spec_young = spec[:, :ky].copy()
+
+    # --- nebular emission ---------------------------------------------------------------------
+    if config.nebular.enabled:
+        spec_young[..., wave < LYMAN_LIMIT_AA] = 0.0  # ionising photons → nebular emission
+        uw = logu_weights(config.nebular.logu)
+        cells = (zw[:, None, :, None] * uw[None, :, None, :]).reshape(zw.shape[0] * uw.shape[0], -1)
+        neb_young = _young_nebular(ky)  # (7·9, ky·L)
+        neb = (cells @ neb_young).reshape(zw.shape[0], uw.shape[0], ky, wave.size)  # (nZ, nU, ky, L)
+    else:
+        neb = np.zeros((len(config.stellar.metallicity), 1, ky, wave.size))
+    n_z, n_s, n_u = spec.shape[0], w_all.shape[0], neb.shape[1]
+
+    # --- attenuation and energy balance -------------------------------------------------------
+    combos, t_old, t_young = _attenuation_combos(config)
+    n_a = len(combos)
+    e_old = _absorbed(spec, t_old)  # (nA, nZ, n_age) absorbed L☉ per M☉ formed in each bin
+    e_young = _absorbed(spec_young, t_young)  # (nA, nZ, ky)
+    e_neb = _absorbed(neb, t_young)  # (nA, nZ, nU, ky)
+    l_abs = (
+        np.einsum("sk,aik->isa", w_old, e_old, optimize=True)[:, :, None, :]
+        + np.einsum("sk,aik->isa", w_young, e_young, optimize=True)[:, :, None, :]
+        + np.einsum("sk,aiuk->isua", w_young, e_neb, optimize=True)
+    )  # (nZ, S, nU, nA) L☉ absorbed (= L_dust) per M☉ formed
+
+    # --- dust emission and AGN templates ------------------------------------------------------
+    de = config.dust_emission
+    dust_on = de.enabled and config.dust_attenuation.enabled
+    dust_params = list(itertools.product(de.umin, de.qpah, de.gamma)) if dust_on else [(0.0, 0.0, 0.0)]
+    dust_spec = (
+        np.stack([dust_emission_spectrum(*p) for p in dust_params]) if dust_on else np.zeros((1, wave.size))
+    )
+    agn_on = config.agn.enabled
+    agn_params = list(itertools.product(config.agn.frac_agn, config.agn.av_agn)) if agn_on else [(0.0, 0.0)]
+    agn_specs = {av: agn_spectrum(av)[0] for av in {p[1] for p in agn_params}}
+    agn_spec = np.stack([agn_specs[av] for _, av in agn_params])  # (nG, L) per unit L_IR,AGN
+    agn_fac = np.array([f / (1.0 - f) for f, _ in agn_params])  # L_IR,AGN / L_dust
+    n_d, n_g = len(dust_params), len(agn_params)
+
+    out = {k: v for k, v in locals().items() if k in _PREPARED_NAMES}
+    with _PREPARED_LOCK:
+        _PREPARED[key] = out
+        while len(_PREPARED) > 2:
+            _PREPARED.popitem(last=False)
+    return out
+
+
+def build_arrays(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray) -> dict[str, Any]:
+    """Fluxes (Z, M, B), validity (Z, M) and per-model quantities of ``config`` at ``redshifts``."""
+    filters = tuple(filters)
+    zs = np.asarray(redshifts, dtype=np.float64).reshape(-1)
+    prep = _prepare(config)
+    (
+        wave, dw, axes, ssp, spec, surviving, living, sfh, w_all, ky, w_young, w_old, spec_young,
+        neb, n_z, n_s, n_u, combos, n_a, t_old, t_young, l_abs, dust_on, dust_params, dust_spec,
+        agn_on, agn_params, agn_spec, agn_fac, n_d, n_g,
+    ) = (prep[k] for k in _PREPARED_NAMES)
+
+    # --- per redshift node --------------------------------------------------------------------
+    n_b = len(filters)
+    shape = (n_z, n_s, n_u, n_a, n_d, n_g)
+    n_models = int(np.prod(shape))
+    flux = np.empty((zs.size, n_models, n_b), dtype=np.float32)
+    for iz, z in enumerate(zs):  # redshift nodes, not models
+        resp = response_matrix(filters, float(z), config.cosmology, config.igm.enabled)
+        sel = np.flatnonzero(np.any(resp != 0, axis=1))
+        if sel.size == 0:
+            flux[iz] = 0.0
+            continue
+        b_old = _band_tables(spec, t_old, resp, sel)  # (nA, nZ, n_age, B)
+        b_young = _band_tables(spec_young, t_young, resp, sel)  # (nA, nZ, ky, B)
+        b_neb = _band_tables(neb, t_young, resp, sel)  # (nA, nZ, nU, ky, B)
+        stars = np.einsum("sk,aikb->isab", w_old, b_old, optimize=True) + np.einsum("sk,aikb->isab", w_young, b_young, optimize=True)
+        total = stars[:, :, None] + np.einsum("sk,aiukb->isuab", w_young, b_neb, optimize=True)  # (nZ,S,nU,nA,B)
+        reemit = dust_spec[:, sel] @ resp[sel]  # (nD, B) per L☉
+        agn_b = agn_fac[:, None] * (agn_spec[:, sel] @ resp[sel])  # (nG, B) per L☉ of L_dust
+        full = total[:, :, :, :, None, None, :] + l_abs[..., None, None, None] * (
+            reemit[None, None, None, None, :, None, :] + agn_b[None, None, None, None, None, :, :]
+        )
+        flux[iz] = full.reshape(n_models, n_b)
+
+    # --- per-model quantities -------------------------------------------------------------------
+    def spread(values: np.ndarray, dim: int) -> np.ndarray:
+        """Broadcast a per-dimension array to (M,) in the grid's model order."""
+        shp = [1] * len(shape)
+        shp[dim] = shape[dim]
+        return np.broadcast_to(np.asarray(values, dtype=np.float64).reshape(shp), shape).reshape(-1).copy()
+
+    intensive: dict[str, np.ndarray] = {"metallicity": spread(config.stellar.metallicity, 0)}
+    for name, values in sfh.params.items():
+        intensive[name] = spread(values, 1)
+    intensive["age_mw"] = spread(sfh.age_mw, 1)
+    if config.nebular.enabled:
+        intensive["logu"] = spread(config.nebular.logu, 2)
+    intensive["av"] = spread([c[0] for c in combos], 3)
+    if config.dust_attenuation.enabled:
+        if config.dust_attenuation.law == "modified_starburst":
+            intensive["delta"] = spread([c[1] for c in combos], 3)
+            intensive["bump"] = spread([c[2] for c in combos], 3)
+        intensive["young_factor"] = spread([c[3] for c in combos], 3)
+    if dust_on:
+        for j, name in enumerate(("umin", "qpah", "gamma")):
+            intensive[name] = spread([p[j] for p in dust_params], 4)
+    intensive["frac_agn"] = spread([p[0] for p in agn_params], 5)
+    if agn_on:
+        intensive["av_agn"] = spread([p[1] for p in agn_params], 5)
+    missing = set(axes) - set(intensive)
+    assert not missing, f"grid axes without intensive arrays: {missing}"
+
+    mstar = np.einsum("sk,ik->is", w_all, surviving, optimize=True)  # (nZ, S) living + remnants per M☉ formed
+    mliving = np.einsum("sk,ik->is", w_all, living, optimize=True)
+    ldust = np.broadcast_to(l_abs[..., None, None], shape).reshape(-1).copy()
+    extensive = {
+        "mstar": np.broadcast_to(mstar[:, :, None, None, None, None], shape).reshape(-1).copy(),
+        "mstar_living": np.broadcast_to(mliving[:, :, None, None, None, None], shape).reshape(-1).copy(),
+        "sfr10": spread(sfh.sfr10, 1),
+        "sfr100": spread(sfh.sfr100, 1),
+        "ldust": ldust,
+        "lagn_ir": ldust * spread(agn_fac, 5),
+    }
+
+    age_universe = cosmology.age_gyr(zs, config.cosmology)  # (Z,)
+    age_m = spread(sfh.age, 1)
+    valid = age_m[None, :] <= age_universe[:, None] + 1e-9
+    return {"flux": flux, "valid": valid, "intensive": intensive, "extensive": extensive}

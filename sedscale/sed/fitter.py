@@ -1,0 +1,495 @@
+"""The χ² kernel: N sources against M models as a few float32 GEMMs, exact where it matters.
+
+Why it looks like this
+----------------------
+With weights w = 1/σ² and a free normalisation s per (source, model) pair, the best s and the χ²
+are analytic::
+
+    A = Σ_b w f m,   C = Σ_b w m²,   s = A / C,   χ² = Σ_b w f² − A² / C
+
+so the whole N×M problem is two matrix products with a thin inner dimension (the bands). The
+kernel does these GEMMs in float32 on model tiles that stay in cache and never holds an N×M array.
+A pair is a *candidate* only when its χ² can lie within ``screen_chi2`` (default 30: relative
+weight e^-15) of its source's best χ², plus a margin that covers float32 rounding; the test
+``max(A,0)² ≥ t·C`` costs a multiply and a compare. Candidates alone get the exact float64 χ², the
+exponential and the weighted sums (an online log-sum-exp: sums are rescaled when a source's best
+improves), so the estimates agree with a float64 brute-force fit to ~1e-4 dex. The candidate work
+runs fused in one numba pass per tile (:mod:`sedscale.sed.kernel_numba`) or, without numba or on
+another array backend, as array operations (:mod:`sedscale.sed.screen`,
+:mod:`sedscale.sed.estimates`).
+
+Conventions (documented in docs/FITTER.md)
+------------------------------------------
+* Missing bands (NaN flux or error, or error ≤ 0) get weight 0.
+* Systematic floor: σ_eff² = σ² + (floor·|f|)², plus a template-error term in photo-z mode.
+* Non-detections are measured flux ± error (negative fluxes allowed) — the statistically complete
+  choice when the flux is measured; upper-limit likelihoods (Sawicki 2012) are not used.
+* Negative normalisations are clipped: a model with A ≤ 0 gets s = 0 and χ² = Σ w f² (the
+  "no source" fit); such pairs count for intensive parameters but not for masses/SFRs.
+* Linear interpolation between two redshift nodes is exact through the same GEMMs: the source
+  side carries the interpolation weights (K grows from B to 2B and 3B), see :class:`Block` (``mix``).
+
+Backend: ``xp`` is the array namespace for the GEMMs and the screening of the array path (numpy
+by default; CuPy should work as a drop-in — untested here, there is no GPU on the development
+machines). The float64 refinement and the sums run on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Sequence
+
+import numpy as np
+
+from sedscale.sed.estimates import ModelTable, Moments, accumulate
+from sedscale.sed.kernel_numba import HAVE_NUMBA, FusedState
+from sedscale.sed.screen import screen_block
+
+#: Added to every C = Σ w m² so a model that is zero in every observed band gives q = 0, not NaN.
+_TINY = 1e-30
+
+
+@dataclass(frozen=True)
+class KernelOptions:
+    """Tuning knobs; the defaults are what the benchmark measures."""
+
+    screen_chi2: float = 30.0  # pairs beyond best χ² + this get weight 0 (relative weight < 3e-7)
+    delta_chi2_good: float = 4.0  # "good models": within this of the best χ²
+    rows_per_group: int = 512  # sources screened together (candidates are kept per group)
+    tile_elements: int = 1 << 17  # GEMM tile (rows × models): 512 KiB float32, stays in L2
+    pilot_fraction: float = 1 / 32  # share of the models evaluated first to seed the best χ²
+    use_numba: bool = True  # fused numba scan when numba is importable (numpy backend only)
+    exact_fsum: float = 0.0  # rows with Σ(f/σ)² above this get χ² from float64 features (0: all)
+    n_free: int = 1  # free parameters subtracted from the number of bands for the dof
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.delta_chi2_good <= self.screen_chi2:
+            raise ValueError("need 0 <= delta_chi2_good <= screen_chi2")
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """The model side of one block: R flux arrays (R = 1, or 2 for redshift interpolation).
+
+    Models are rescaled by ``k_j`` = their largest band flux so float32 never under- or
+    overflows (fluxes per M☉ at high z are ~1e-12 µJy); ``log_k`` undoes it for the masses.
+    """
+
+    flux: np.ndarray  # (R, Mb, B) float32/64, µJy per unit normalisation
+    model_index: np.ndarray  # (Mb,) int64, row in the ModelTable
+    log_k: np.ndarray = field(init=False)
+    lin64: np.ndarray = field(init=False)  # (Mb, R·B)
+    quad64: np.ndarray = field(init=False)  # (Mb, R(R+1)/2·B + 1)
+
+    def __post_init__(self) -> None:
+        f = np.asarray(self.flux, dtype=np.float64)
+        if f.ndim == 2:
+            f = f[None]
+        r, mb, _ = f.shape
+        k = np.max(np.abs(f), axis=(0, 2))
+        k = np.where(np.isfinite(k) & (k > 0), k, 1.0)
+        m = np.nan_to_num(f / k[None, :, None])
+        lin = np.concatenate([m[i] for i in range(r)], axis=1)
+        quad = [m[i] * m[j] for i in range(r) for j in range(i, r)]
+        quad.append(np.ones((mb, 1)))
+        object.__setattr__(self, "flux", f.astype(np.float32) if f.dtype != np.float32 else f)
+        object.__setattr__(self, "log_k", np.log10(k))
+        object.__setattr__(self, "lin64", lin)
+        object.__setattr__(self, "quad64", np.concatenate(quad, axis=1))
+
+    @property
+    def n_models(self) -> int:
+        return int(self.lin64.shape[0])
+
+    def transposed32(self, xp: ModuleType = np) -> tuple[object, object]:
+        """float32, transposed (K, M), contiguous features for the GEMMs (cached per backend)."""
+        cache = self.__dict__.setdefault("_t32", {})
+        key = getattr(xp, "__name__", str(id(xp)))
+        if key not in cache:
+            cache[key] = (xp.asarray(np.ascontiguousarray(self.lin64.T, dtype=np.float32)),
+                          xp.asarray(np.ascontiguousarray(self.quad64.T, dtype=np.float32)))
+        return cache[key]
+
+    @property
+    def n_mix(self) -> int:
+        return int(self.flux.shape[0])
+
+
+@dataclass(frozen=True)
+class Block:
+    """Sources (all N) against one :class:`ModelSet`, with this block's error model.
+
+    ``sigma_extra`` (B,) is a fractional error added in quadrature on top of the floor (the
+    photo-z template error at this redshift); ``mix`` (N, R) are the interpolation weights
+    between the model set's R flux arrays; ``penalty`` (N,) is added to χ² (−2 ln prior);
+    ``log_norm`` adds Σ ln σ_eff² (the Gaussian normalisation) when σ_eff varies between blocks.
+    """
+
+    models: ModelSet
+    sigma_extra: np.ndarray | None = None
+    mix: np.ndarray | None = None
+    penalty: np.ndarray | None = None
+    log_norm: bool = False
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Observed fluxes and errors (N, B) in µJy, NaN = not observed, and the systematic floor."""
+
+    flux: np.ndarray
+    error: np.ndarray
+    floor: float = 0.0
+
+    @property
+    def observed(self) -> np.ndarray:
+        return np.isfinite(self.flux) & np.isfinite(self.error) & (self.error > 0)
+
+    def sigma_eff(self, rows: slice | np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """σ_eff (n, B) with the floor (and ``extra``) in quadrature; inf where not observed."""
+        f = self.flux[rows]
+        e = self.error[rows]
+        frac2 = self.floor**2 + (0.0 if extra is None else np.asarray(extra, np.float64) ** 2)
+        with np.errstate(invalid="ignore"):
+            s2 = e * e + frac2 * f * f
+        obs = np.isfinite(f) & np.isfinite(e) & (e > 0)
+        return np.where(obs, np.sqrt(np.where(obs, s2, 1.0)), np.inf)
+
+
+@dataclass
+class _Features:
+    """Source side of one block for one row group (float64 and float32 copies)."""
+
+    lin: np.ndarray
+    quad: np.ndarray
+    const: np.ndarray  # χ²_eff = const − q
+    fsum: np.ndarray  # Σ w f² (scale of float32 rounding)
+    log_u: np.ndarray
+    lin32: object = None
+    quad32: object = None
+
+
+def _features(obs: Observations, block: Block, rows: slice, xp: ModuleType) -> _Features:
+    sig = obs.sigma_eff(rows, block.sigma_extra)
+    f = np.nan_to_num(obs.flux[rows])
+    obs_mask = np.isfinite(sig)
+    # per-source scale u = smallest σ: keeps w̃ ≤ 1 and the products in float32's comfortable range
+    u = np.min(np.where(obs_mask, sig, np.inf), axis=1)
+    u = np.where(np.isfinite(u) & (u > 0), u, 1.0)
+    w = np.where(obs_mask, (u[:, None] / np.where(obs_mask, sig, 1.0)) ** 2, 0.0)
+    ft = f / u[:, None]
+    wf = w * ft
+    fsum = np.sum(wf * ft, axis=1)
+    n, r = f.shape[0], block.models.n_mix
+    mix = np.ones((n, 1)) if block.mix is None else np.asarray(block.mix[rows], np.float64)
+    lin = np.concatenate([mix[:, i : i + 1] * wf for i in range(r)], axis=1)
+    quad = [(mix[:, i] * mix[:, j] * (1.0 if i == j else 2.0))[:, None] * w
+            for i in range(r) for j in range(i, r)]
+    quad.append(np.full((n, 1), _TINY))
+    const = fsum.copy()
+    if block.penalty is not None:
+        const += block.penalty[rows]
+    if block.log_norm:
+        const += np.sum(np.where(obs_mask, 2.0 * np.log(np.where(obs_mask, sig, 1.0)), 0.0), axis=1)
+    feat = _Features(lin, np.concatenate(quad, axis=1), const, fsum, np.log10(u))
+    feat.lin32 = xp.asarray(feat.lin.astype(np.float32))
+    feat.quad32 = xp.asarray(feat.quad.astype(np.float32))
+    return feat
+
+
+@dataclass
+class KernelResult:
+    """Per-source outputs of :func:`run_kernel` (host numpy arrays)."""
+
+    estimates: dict[str, tuple[np.ndarray, np.ndarray]]
+    chi2_best: np.ndarray  # plain χ² of the best model (no prior / normalisation terms)
+    best_block: np.ndarray
+    best_model: np.ndarray  # row in the ModelTable
+    log_s_best: np.ndarray  # log10 normalisation of the best model
+    best_flux: np.ndarray  # (N, B) µJy
+    residual_sigma: np.ndarray  # (N, B) (f − best)/σ_eff; NaN where not observed
+    n_good: np.ndarray
+    n_bands: np.ndarray
+    dof: np.ndarray
+    chi2_red: np.ndarray
+    block_prob: np.ndarray  # (N, n_blocks) marginal weight of each block, normalised
+    n_pairs: int = 0  # pairs accumulated (diagnostic: the screening's selectivity)
+
+
+def _pilot(blocks: Sequence[Block], feats: list[_Features], fraction: float, n: int) -> np.ndarray:
+    """Exact χ² minimum over an evenly strided subset of each block's models (float64).
+
+    It seeds the screening threshold, so the first tiles do not hand over all their pairs; the
+    true minimum can only be lower, so nothing that matters is lost."""
+    best = np.full(n, np.inf)
+    step = max(1, int(round(1.0 / max(fraction, 1e-9))))
+    for b, ft in zip(blocks, feats):
+        sub = slice(step // 2 if b.models.n_models > step // 2 else 0, None, step)
+        a = ft.lin @ b.models.lin64[sub].T
+        c = ft.quad @ b.models.quad64[sub].T
+        q = np.where(a > 0, a * a / c, 0.0)
+        best = np.minimum(best, ft.const - q.max(axis=1))
+    return best
+
+
+class _Candidates:
+    """Pairs handed over by the screening of one row group (lists of per-tile arrays)."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.col: list[np.ndarray] = []  # global column (block offset + model within block)
+        self.chi2: list[np.ndarray] = []
+        self.s: list[np.ndarray] = []
+
+    def add(self, rows: np.ndarray, col: np.ndarray, chi2: np.ndarray, s: np.ndarray) -> None:
+        self.rows.append(rows)
+        self.col.append(col)
+        self.chi2.append(chi2)
+        self.s.append(s)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        if not self.rows:
+            z = np.zeros(0)
+            return z.astype(np.int64), z.astype(np.int64), z, z
+        return tuple(np.concatenate(x) for x in (self.rows, self.col, self.chi2, self.s))
+
+
+def run_kernel(obs: Observations, blocks: Sequence[Block], table: ModelTable,
+               options: KernelOptions = KernelOptions(), xp: ModuleType = np) -> KernelResult:
+    """Fit every source against every model of every block; see the module docstring."""
+    n_src, n_band = obs.flux.shape
+    sizes = [b.models.n_models for b in blocks]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    block_of = np.repeat(np.arange(len(blocks)), sizes)
+    group = max(1, min(options.rows_per_group, n_src))
+    fused = options.use_numba and HAVE_NUMBA and xp is np
+    full_table = table
+    table, constants = _drop_constant_columns(table)
+    parts: list[dict] = []
+    n_pairs = 0
+    for r0 in range(0, n_src, group):
+        rs = slice(r0, min(r0 + group, n_src))
+        n = rs.stop - rs.start
+        feats = [_features(obs, b, rs, xp) for b in blocks]
+        best = _pilot(blocks, feats, options.pilot_fraction, n)
+        fmax = np.max(np.stack([ft.fsum for ft in feats]), axis=0)
+        margin = 2e-5 * fmax + 1e-3
+        exact_rows = fmax > options.exact_fsum
+        run = _group_fused if fused else _group_array
+        mom, bcol, bs, n_good, pairs = run(blocks, feats, table, options, xp, n, best, margin,
+                                           exact_rows, offsets, block_of)
+        n_pairs += pairs
+        parts.append(_finish(obs, blocks, rs, mom, table, options, bcol, bs, offsets, block_of,
+                             n_good))
+    res = _concat(parts, n_src, n_band, len(blocks), n_pairs, table)
+    for name, value in constants.items():  # a parameter the grid does not vary: exact, std 0
+        ok = np.isfinite(res.estimates[table.intensive_names[0]][0]) if table.intensive_names \
+            else res.n_bands > 0
+        res.estimates[name] = (np.where(ok, value, np.nan), np.where(ok, 0.0, np.nan))
+    res.estimates = {k: res.estimates[k] for k in full_table.intensive_names + full_table.extensive_names}
+    return res
+
+
+def _drop_constant_columns(table: ModelTable) -> tuple[ModelTable, dict[str, float]]:
+    """Intensive columns that are the same for every model need no per-pair work."""
+    p = table.intensive
+    if p.shape[0] == 0 or p.shape[1] == 0:
+        return table, {}
+    const = np.all(p == p[:1], axis=0)
+    if not const.any() or const.all():
+        return table, {}
+    keep = ~const
+    names = tuple(n for n, k in zip(table.intensive_names, keep) if k)
+    values = {n: float(p[0, j]) for j, n in enumerate(table.intensive_names) if const[j]}
+    return ModelTable(names, np.ascontiguousarray(p[:, keep]), table.extensive_names,
+                      table.log_extensive), values
+
+
+_GroupOut = tuple[Moments, np.ndarray, np.ndarray, np.ndarray, int]
+
+
+def _group_fused(blocks: Sequence[Block], feats: list[_Features], table: ModelTable,
+                 options: KernelOptions, xp: ModuleType, n: int, best: np.ndarray,
+                 margin: np.ndarray, exact_rows: np.ndarray, offsets: np.ndarray,
+                 block_of: np.ndarray) -> _GroupOut:
+    """One row group with the fused numba scan (BLAS GEMMs per tile + one pass)."""
+    st = FusedState(n, table.intensive.shape[1], table.log_extensive.shape[1], len(blocks),
+                    best + margin)
+    per = max(64, (options.tile_elements // max(n, 1)) // 16 * 16)
+    for bi, (b, ft) in enumerate(zip(blocks, feats)):
+        lin_t, quad_t = b.models.transposed32()
+        ms = b.models
+        for j0 in range(0, ms.n_models, per):
+            j1 = min(j0 + per, ms.n_models)
+            a_t = np.matmul(ft.lin32, lin_t[:, j0:j1])
+            c_t = np.matmul(ft.quad32, quad_t[:, j0:j1])
+            st.scan(a_t, c_t, j0, int(offsets[bi]), bi, ft.const, margin, exact_rows, ft.lin,
+                    ft.quad, ms.lin64, ms.quad64, ms.model_index, ms.log_k, ft.log_u,
+                    table.intensive, table.log_extensive, options.screen_chi2,
+                    options.delta_chi2_good)
+    mom = Moments(w0=st.s0, int1=st.s1, int2=st.s2, w0_pos=st.s0p, ext1=st.e1, ext2=st.e2,
+                  block_weight=st.bw)
+    return mom, st.best_col, st.best_s, st.n_within(options.delta_chi2_good), st.n_pairs
+
+
+def _group_array(blocks: Sequence[Block], feats: list[_Features], table: ModelTable,
+                 options: KernelOptions, xp: ModuleType, n: int, best: np.ndarray,
+                 margin: np.ndarray, exact_rows: np.ndarray, offsets: np.ndarray,
+                 block_of: np.ndarray) -> _GroupOut:
+    """One row group with array operations only (any ``xp``): screen, then accumulate pairs."""
+    model_index = np.concatenate([b.models.model_index for b in blocks]).astype(np.int64)
+    log_k = np.concatenate([b.models.log_k for b in blocks])
+    cand = _Candidates()
+    for bi, (b, ft) in enumerate(zip(blocks, feats)):
+        lin_t, quad_t = b.models.transposed32(xp)
+        i, j, a64, c64, exact = screen_block(ft.lin32, ft.quad, lin_t, quad_t, ft.const, best,
+                                             margin, options.screen_chi2, xp,
+                                             options.tile_elements)
+        if i.size == 0:
+            continue
+        need = exact | exact_rows[i]
+        if need.any():
+            ii, jj = i[need], j[need]
+            a64[need] = np.einsum("pk,pk->p", ft.lin[ii], b.models.lin64[jj])
+            c64[need] = np.einsum("pk,pk->p", ft.quad[ii], b.models.quad64[jj])
+        pos = a64 > 0
+        sc = np.where(pos, a64 / np.where(pos, c64, 1.0), 0.0)
+        chi2 = ft.const[i] - sc * a64
+        cand.add(i, offsets[bi] + j, chi2, sc)
+    rows, col, chi2, sc = cand.arrays()
+    best = np.full(n, np.inf)  # exact minimum over the candidates (the pilot's is an upper bound)
+    np.minimum.at(best, rows, chi2)
+    keep = chi2 <= best[rows] + options.screen_chi2
+    rows, col, chi2, sc = rows[keep], col[keep], chi2[keep], sc[keep]
+    log_u = np.stack([ft.log_u for ft in feats])  # (n_blocks, n)
+    pos = sc > 0
+    with np.errstate(divide="ignore"):
+        log_s = np.where(pos, np.log10(np.where(pos, sc, 1.0)) + log_u[block_of[col], rows]
+                         - log_k[col], 0.0)
+    mom = accumulate(n, table, table.design(), len(blocks), rows, model_index[col],
+                     block_of[col], chi2, log_s, pos, best)
+    at_min = chi2 <= best[rows]
+    bcol = np.full(n, -1, dtype=np.int64)
+    bs = np.zeros(n)
+    bcol[rows[at_min][::-1]] = col[at_min][::-1]
+    bs[rows[at_min][::-1]] = sc[at_min][::-1]
+    n_good = np.bincount(rows[chi2 <= best[rows] + options.delta_chi2_good], minlength=n)
+    return mom, bcol, bs, n_good, int(rows.size)
+
+
+def _finish(obs: Observations, blocks: Sequence[Block], rs: slice, mom: Moments, table: ModelTable,
+            options: KernelOptions, bcol: np.ndarray, bs: np.ndarray, offsets: np.ndarray,
+            block_of: np.ndarray, n_good: np.ndarray) -> dict:
+    n = rs.stop - rs.start
+    n_band = obs.flux.shape[1]
+    best_flux = np.full((n, n_band), np.nan)
+    resid = np.full((n, n_band), np.nan)
+    best_model = np.full(n, -1, dtype=np.int64)
+    best_block = np.where(bcol >= 0, block_of[np.maximum(bcol, 0)], -1)
+    log_s = np.full(n, np.nan)
+    for bi, b in enumerate(blocks):
+        sel = np.flatnonzero(best_block == bi)
+        if sel.size == 0:
+            continue
+        rows = np.arange(rs.start, rs.stop)[sel]
+        j = bcol[sel] - offsets[bi]
+        ms = b.models
+        mix = np.ones((sel.size, 1)) if b.mix is None else np.asarray(b.mix[rows], np.float64)
+        flux = np.einsum("pr,rpb->pb", mix, ms.flux[:, j, :].astype(np.float64))
+        sig = obs.sigma_eff(rows, b.sigma_extra)
+        u = np.min(np.where(np.isfinite(sig), sig, np.inf), axis=1)
+        u = np.where(np.isfinite(u) & (u > 0), u, 1.0)
+        s_phys = bs[sel] * u / 10 ** ms.log_k[j]
+        best_flux[sel] = s_phys[:, None] * flux
+        with np.errstate(invalid="ignore"):
+            resid[sel] = np.where(np.isfinite(sig), (obs.flux[rows] - best_flux[sel]) / sig, np.nan)
+        best_model[sel] = ms.model_index[j]
+        with np.errstate(divide="ignore"):
+            log_s[sel] = np.where(s_phys > 0, np.log10(np.maximum(s_phys, 1e-300)), -np.inf)
+    n_bands = np.sum(obs.observed[rs], axis=1)
+    chi2 = np.nansum(resid * resid, axis=1)
+    dof = np.maximum(n_bands - options.n_free, 1)
+    est = mom.estimates(table)
+    bad = n_bands == 0
+    if bad.any():
+        for mean, std in est.values():
+            mean[bad] = np.nan
+            std[bad] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        block_prob = mom.block_weight / mom.w0[:, None]
+    return dict(estimates=est, chi2_best=np.where(bad, np.nan, chi2), best_block=best_block,
+                best_model=best_model, log_s_best=log_s, best_flux=best_flux,
+                residual_sigma=resid, n_good=n_good, n_bands=n_bands, dof=dof,
+                chi2_red=np.where(bad, np.nan, chi2 / dof), block_prob=block_prob)
+
+
+def _concat(parts: list[dict], n_src: int, n_band: int, n_blocks: int, n_pairs: int,
+            table: ModelTable) -> KernelResult:
+    if not parts:
+        names = table.intensive_names + table.extensive_names
+        empty = np.zeros(0)
+        return KernelResult({k: (empty, empty) for k in names}, empty, np.zeros(0, np.int64),
+                            np.zeros(0, np.int64), empty, np.zeros((0, n_band)),
+                            np.zeros((0, n_band)), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                            np.zeros(0, np.int64), empty, np.zeros((0, n_blocks)), 0)
+    out: dict = {}
+    for key in parts[0]:
+        if key == "estimates":
+            out[key] = {name: (np.concatenate([p[key][name][0] for p in parts]),
+                               np.concatenate([p[key][name][1] for p in parts]))
+                        for name in parts[0][key]}
+        else:
+            out[key] = np.concatenate([p[key] for p in parts])
+    return KernelResult(n_pairs=n_pairs, **out)
+
+
+# --------------------------------------------------------------------------------------------
+# convenience entry points
+# --------------------------------------------------------------------------------------------
+
+
+def fit_single_redshift(flux: np.ndarray, error: np.ndarray, model_flux: np.ndarray,
+                        table: ModelTable, *, floor: float = 0.0,
+                        options: KernelOptions = KernelOptions(), xp: ModuleType = np) -> KernelResult:
+    """All N sources against one (M, B) model set (one redshift node): the benchmark's case."""
+    ms = ModelSet(np.asarray(model_flux)[None], np.arange(model_flux.shape[0]))
+    return run_kernel(Observations(flux, error, floor), [Block(ms)], table, options, xp)
+
+
+def fit_reference(flux: np.ndarray, error: np.ndarray, model_flux: np.ndarray, table: ModelTable,
+                  *, floor: float = 0.0, delta_chi2_good: float = 4.0) -> dict[str, np.ndarray]:
+    """The straightforward float64 fit: full N×M matrices, exp everywhere.
+
+    Same conventions as the kernel (clipped normalisation, extensive averages over s > 0); used
+    as the reference by the tests and the benchmark. Memory is O(N·M): small problems only.
+    """
+    obs = Observations(flux, error, floor)
+    sig = obs.sigma_eff(slice(None))
+    w = np.where(np.isfinite(sig), 1.0 / np.where(np.isfinite(sig), sig, 1.0) ** 2, 0.0)
+    f = np.nan_to_num(flux)
+    m = np.asarray(model_flux, np.float64)
+    a = (w * f) @ m.T
+    c = (w @ (m * m).T) + 1e-300
+    s = np.maximum(a / c, 0.0)
+    chi2 = np.sum(w * f * f, axis=1)[:, None] - s * a
+    best = np.argmin(chi2, axis=1)
+    cmin = chi2[np.arange(len(best)), best]
+    lw = np.exp(-0.5 * (chi2 - cmin[:, None]))
+    out: dict[str, np.ndarray] = {"chi2_best": cmin, "best_model": best,
+                                  "s_best": s[np.arange(len(best)), best],
+                                  "n_good": np.sum(chi2 <= cmin[:, None] + delta_chi2_good, axis=1)}
+    w0 = lw.sum(axis=1)
+    for k, name in enumerate(table.intensive_names):
+        p = table.intensive[:, k]
+        mean = lw @ p / w0
+        out[name] = mean
+        out[name + "_std"] = np.sqrt(np.maximum(lw @ (p * p) / w0 - mean**2, 0.0))
+    lwp = np.where(s > 0, lw, 0.0)
+    ls = np.log10(np.where(s > 0, s, 1.0))
+    w0p = lwp.sum(axis=1)
+    for k, name in enumerate(table.extensive_names):
+        x = ls + table.log_extensive[:, k][None, :]
+        mean = np.sum(lwp * x, axis=1) / w0p
+        out[name] = mean
+        out[name + "_std"] = np.sqrt(np.maximum(np.sum(lwp * x * x, axis=1) / w0p - mean**2, 0.0))
+    return out

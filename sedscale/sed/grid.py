@@ -1,0 +1,207 @@
+"""The model grid handed to the fitter, and where it is built and cached.
+
+A grid is the Cartesian product of a :class:`~sedscale.sed.config.FitConfig`'s parameter lists,
+as band fluxes at a set of redshift nodes: ``flux[z, model, band]`` in µJy for 1 M☉ formed. It is
+built once per (config, redshift nodes, filters, code version) and reused by every source that
+asks for it — from memory within a process, from the cache directory across processes on a node.
+Building is :mod:`sedscale.sed.builder`'s job; this module owns the container and the caches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from sedscale._version import __version__
+from sedscale.sed.config import FitConfig
+
+#: Version of the grid physics; bump whenever a change alters any grid flux, so that on-disk
+#: caches written by older code are never reused.
+PHYSICS_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    """Band fluxes of every model at every redshift node (docs/INTERNAL-CONTRACTS.md)."""
+
+    filters: tuple[str, ...]  # B
+    redshifts: np.ndarray  # (Z,) float64 redshift nodes
+    flux: np.ndarray  # (Z, M, B) float32, µJy per 1 M☉ formed
+    valid: np.ndarray  # (Z, M) bool; False where the model is older than the Universe at z
+    intensive: dict[str, np.ndarray]  # (M,) parameters that do not scale with mass
+    extensive: dict[str, np.ndarray]  # (M,) per 1 M☉ formed: mstar (surviving), sfr10, sfr100, ldust
+    config_hash: str
+    cache_key: str = field(default="", compare=False)
+
+    @property
+    def n_models(self) -> int:
+        return int(self.flux.shape[1])
+
+    def at_redshift(self, z: float | np.ndarray) -> np.ndarray:
+        """Fluxes interpolated linearly in log10(1+z) between the two bracketing nodes.
+
+        For a scalar ``z`` returns (M, B); for an array of N redshifts (N, M, B). The error of this
+        interpolation for the node spacing ``redshift.node_step`` is measured in
+        tests/sed/test_grid.py and reported in docs/PHYSICS.md. Outside the node range the end
+        node is used (no extrapolation).
+        """
+        zs = np.atleast_1d(np.asarray(z, dtype=np.float64))
+        x = np.log10(1.0 + self.redshifts)
+        xq = np.clip(np.log10(1.0 + zs), x[0], x[-1])
+        if x.size == 1:
+            out = np.broadcast_to(self.flux[0], (zs.size,) + self.flux.shape[1:]).copy()
+        else:
+            i = np.clip(np.searchsorted(x, xq, side="right") - 1, 0, x.size - 2)
+            w = ((xq - x[i]) / (x[i + 1] - x[i])).astype(np.float32)[:, None, None]
+            out = self.flux[i] * (1.0 - w) + self.flux[i + 1] * w
+        return out[0] if np.ndim(z) == 0 else out
+
+    def valid_at(self, z: float) -> np.ndarray:
+        """(M,) models younger than the Universe at ``z`` (the conservative of the two nodes)."""
+        i = int(np.clip(np.searchsorted(self.redshifts, z, side="left"), 0, self.redshifts.size - 1))
+        return self.valid[i]
+
+
+# --------------------------------------------------------------------------------------------
+# redshift nodes
+# --------------------------------------------------------------------------------------------
+
+
+def photoz_nodes(config: FitConfig) -> np.ndarray:
+    """The photo-z redshift grid: uniform in log10(1+z) from z_min to z_max (both included)."""
+    r = config.redshift
+    lo, hi = np.log10(1.0 + r.z_min), np.log10(1.0 + r.z_max)
+    n = int(np.ceil((hi - lo) / r.dlog1pz)) + 1
+    return 10 ** np.linspace(lo, hi, n) - 1.0
+
+
+def known_z_nodes(config: FitConfig, redshifts: np.ndarray) -> np.ndarray:
+    """Nodes for known-redshift fitting: the fixed lattice log10(1+z) = k·node_step, restricted
+    to the pairs that bracket the catalog's redshifts (so the nodes, and the cache key, depend
+    only on which lattice cells are occupied, and neighbouring partitions share grids)."""
+    z = np.asarray(redshifts, dtype=np.float64)
+    z = z[np.isfinite(z) & (z >= 0)]
+    if z.size == 0:
+        return np.zeros(0)
+    step = config.redshift.node_step
+    k = np.floor(np.log10(1.0 + z) / step).astype(np.int64)
+    cells = np.unique(np.concatenate([k, k + 1]))
+    return 10 ** (cells * step) - 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# caches
+# --------------------------------------------------------------------------------------------
+
+_MEMORY_CACHE: OrderedDict[str, ModelGrid] = OrderedDict()
+_MEMORY_LOCK = threading.Lock()
+MEMORY_CACHE_BYTES = int(os.environ.get("SEDSCALE_GRID_MEMORY_BYTES", 2 * 1024**3))
+
+
+def grid_cache_key(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray) -> str:
+    """sha256 over config hash + redshift nodes + filter set (+ file contents) + code version."""
+    from sedscale.sed.filters import filter_identity
+
+    h = hashlib.sha256()
+    h.update(config.hash().encode())
+    h.update(np.ascontiguousarray(np.asarray(redshifts, dtype=np.float64)).tobytes())
+    h.update(json.dumps([filter_identity(f) for f in filters]).encode())
+    h.update(f"sedscale={__version__};physics={PHYSICS_VERSION}".encode())
+    return h.hexdigest()
+
+
+def clear_memory_cache() -> None:
+    """Forget every in-memory grid (tests; memory pressure)."""
+    with _MEMORY_LOCK:
+        _MEMORY_CACHE.clear()
+
+
+def _remember(key: str, grid: ModelGrid) -> None:
+    with _MEMORY_LOCK:
+        _MEMORY_CACHE[key] = grid
+        _MEMORY_CACHE.move_to_end(key)
+        total = sum(g.flux.nbytes for g in _MEMORY_CACHE.values())
+        while len(_MEMORY_CACHE) > 1 and total > MEMORY_CACHE_BYTES:
+            _, old = _MEMORY_CACHE.popitem(last=False)
+            total -= old.flux.nbytes
+
+
+def _save(path: Path, grid: ModelGrid) -> None:
+    """Write atomically (temp file + rename) so concurrent workers never read a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"flux": grid.flux, "valid": grid.valid, "redshifts": grid.redshifts}
+    arrays.update({f"intensive__{k}": v for k, v in grid.intensive.items()})
+    arrays.update({f"extensive__{k}": v for k, v in grid.extensive.items()})
+    meta = json.dumps({"filters": list(grid.filters), "config_hash": grid.config_hash})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, __meta__=np.frombuffer(meta.encode(), dtype=np.uint8), **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path, key: str) -> ModelGrid | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["__meta__"]).decode())
+            intensive = {k.split("__", 1)[1]: data[k] for k in data.files if k.startswith("intensive__")}
+            extensive = {k.split("__", 1)[1]: data[k] for k in data.files if k.startswith("extensive__")}
+            return ModelGrid(
+                filters=tuple(meta["filters"]),
+                redshifts=data["redshifts"],
+                flux=data["flux"],
+                valid=data["valid"],
+                intensive=intensive,
+                extensive=extensive,
+                config_hash=meta["config_hash"],
+                cache_key=key,
+            )
+    except (OSError, ValueError, KeyError):
+        return None  # missing or corrupt: rebuild
+
+
+def build_grid(
+    config: FitConfig,
+    filters: Sequence[str],
+    redshifts: np.ndarray | Sequence[float],
+    cache_dir: Path | None = None,
+) -> ModelGrid:
+    """The model grid of ``config`` in ``filters`` at the redshift nodes ``redshifts``.
+
+    Looks in the process memory cache, then in ``cache_dir`` (if given), then builds
+    (vectorized; see :mod:`sedscale.sed.builder`) and stores in both. Arrays of a cached grid are
+    shared between callers: treat them as read-only.
+    """
+    filters = tuple(filters)
+    z = np.asarray(redshifts, dtype=np.float64).reshape(-1)
+    key = grid_cache_key(config, filters, z)
+    with _MEMORY_LOCK:
+        hit = _MEMORY_CACHE.get(key)
+        if hit is not None:
+            _MEMORY_CACHE.move_to_end(key)
+            return hit
+    path = Path(cache_dir) / f"grid-{key[:32]}.npz" if cache_dir is not None else None
+    grid = _load(path, key) if path is not None and path.exists() else None
+    if grid is None:
+        from sedscale.sed.builder import build_arrays
+
+        arrays = build_arrays(config, filters, z)
+        grid = ModelGrid(filters=filters, redshifts=z, config_hash=config.hash(), cache_key=key, **arrays)
+        if path is not None:
+            _save(path, grid)
+    for arr in (grid.flux, grid.valid, grid.redshifts, *grid.intensive.values(), *grid.extensive.values()):
+        arr.flags.writeable = False
+    _remember(key, grid)
+    return grid
