@@ -33,7 +33,9 @@ class CampaignError(SedscaleError):
     exit_code = 4
 
 
-EXIT_CODES_HELP = """Exit codes: 0 success; 1 unexpected error; 2 bad command-line usage;
-3 unusable input (catalog, profile, config or filter file; the message names the file and column);
-4 campaign state forbids the command (e.g. submit into an existing campaign, resume after the
-catalog changed); 5 the run finished but some rows failed (see the report)."""
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success (every row fitted, quarantined or failed with a reason); "
+    "1 unexpected error; 2 bad command-line usage; 3 unusable input (catalog, profile, config or "
+    "filter file; the message names the file and column); 4 the campaign's state forbids the "
+    "command (e.g. submit into an existing campaign, resume after the catalog changed)."
+)

@@ -1,1 +1,25 @@
+"""Execution back ends (Parsl, Dask) behind one small interface, and site loading.
 
+:func:`make_engine` picks the back end named by a site config; the core never branches on a
+machine's name. Implementations are imported lazily so ``import sedscale.engines`` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sedscale.campaign.paths import CampaignPaths
+    from sedscale.engines.base import Engine
+    from sedscale.engines.site import SiteConfig
+
+
+def make_engine(site: "SiteConfig", paths: "CampaignPaths", workers: int | None = None) -> "Engine":
+    """The engine a site asks for, with its working folders inside the campaign directory."""
+    if site.engine == "parsl":
+        from sedscale.engines.parsl_engine import ParslEngine
+
+        return ParslEngine(site, paths.parsl_run_dir, workers)
+    from sedscale.engines.dask_engine import DaskEngine
+
+    return DaskEngine(site, paths.dask_dir, workers)

@@ -11,7 +11,7 @@ from sedscale.sed.kernel_numba import HAVE_NUMBA
 
 from _fitter_synth import synthetic_grid, synthetic_sources
 
-PATHS = [pytest.param(True, id="fused", marks=pytest.mark.skipif(not HAVE_NUMBA, reason="numba")),
+PATHS = [pytest.param(True, id="fused"),
          pytest.param(False, id="array")]
 
 
@@ -115,7 +115,6 @@ def test_tiling_does_not_change_answers(problem, fused):
                                            rtol=0, atol=tol)
 
 
-@pytest.mark.skipif(not HAVE_NUMBA, reason="numba")
 def test_fused_and_array_paths_agree(problem):
     flux, table, obs, err = problem
     a = fit_single_redshift(obs, err, flux, table, options=KernelOptions(use_numba=True))

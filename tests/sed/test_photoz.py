@@ -12,7 +12,7 @@ from sedscale.sed.fitter import KernelOptions, Observations, run_kernel
 from sedscale.sed.photoz import (PhotozOptions, luminosity_prior, photoz_blocks, summarize_pz,
                                  template_error)
 
-HDFN = Path(__file__).resolve().parents[3] / "shared" / "data" / "hdfn_fs99"
+HDFN = Path(__file__).resolve().parents[2] / "examples" / "hdfn"  # a copy of shared/data/hdfn_fs99
 HDFN_BANDS = ["f300w", "f450w", "f606w", "f814w", "irimj", "irimh", "irimk"]
 HDFN_FILTERS = ["F10_wfpc2_f300w", "F12_wfpc2_f450w", "F14_wfpc2_f606w", "F16_wfpc2_f814w",
                 "F26_kpno_irim_j", "F27_kpno_irim_h", "F28_kpno_irim_k"]
@@ -92,7 +92,7 @@ def load_hdfn(spec_only: bool = True):
     flux = np.column_stack([t[f"f_{b}_uJy"] for b in HDFN_BANDS]).astype(np.float64)
     err = np.column_stack([t[f"e_{b}_uJy"] for b in HDFN_BANDS]).astype(np.float64)
     zs = np.asarray(t["z_spec"], dtype=np.float64)
-    filters = tuple(str(HDFN / "filters_hdfn" / f"{f}.dat") for f in HDFN_FILTERS)
+    filters = tuple(str(HDFN / "filters" / f"{f}.dat") for f in HDFN_FILTERS)
     phot = Photometry(np.asarray(t["id"], np.int64), flux, err, np.full(zs.size, np.nan), filters,
                       np.arange(zs.size))
     return phot, zs
@@ -107,7 +107,6 @@ def photoz_metrics(z_phot: np.ndarray, z_spec: np.ndarray) -> tuple[float, float
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HDFN.exists(), reason="shared/data/hdfn_fs99 not present")
 def test_hdfn_real_photoz(sedscale_cache_dir):
     from sedscale.sed.api import fit_photometry
     from sedscale.sed.config import FitConfig

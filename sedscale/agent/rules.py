@@ -1,0 +1,161 @@
+"""The rules policy: deterministic expert rules on residual patterns, ranked by measured success.
+
+For each pattern found in a source's state (:func:`sedscale.agent.state.detect_patterns`) the
+table :data:`RULES` lists candidate actions in expert order; patterns are visited in
+:data:`PATTERN_ORDER`. Candidates that are illegal, change nothing, or lead to a configuration the
+source already tried, or repeat an action that did not help this source, are dropped; patterns
+seen at earlier steps stay in play after the current ones (a fix can move the residuals so that
+the original pattern hides); the rest are scored by the knowledge base's success rate for
+(pattern, action), shrunk toward an expert prior that falls with the candidate's rank. The best
+score wins; with probability ``explore`` a seeded random candidate is taken instead (exploration
+feeds the knowledge base). The generator is seeded by (seed, partition id, source id, step), so a
+rerun decides identically.
+
+It is the default policy (no GPU), the LLM policy's fallback, and the baseline the LLM must beat.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from sedscale.agent.actions import ActionError, validate_action
+from sedscale.agent.knowledge import KnowledgeBase
+from sedscale.agent.policy import Decision, DecisionRequest
+
+
+def _a(**kw: Any) -> Any:
+    return validate_action(kw, photoz=True)
+
+
+AGN_FRACTIONS = [0.0, 0.2, 0.4, 0.6, 0.8, 0.95]
+AGN_AV = [0.0, 1.0, 2.0, 3.0, 4.0]
+LOGU_HIGH = [-3.0, -2.5, -2.0, -1.5, -1.0]
+
+#: pattern → candidate actions, best first (expert order).
+RULES: dict[str, list[Any]] = {
+    "v_shape": [
+        _a(op="enable", module="agn"),
+        _a(op="set", param="agn.av_agn", values=AGN_AV),
+        _a(op="widen", param="dust_attenuation.av", side="up"),
+        _a(op="set", param="agn.frac_agn", values=AGN_FRACTIONS),
+        _a(op="enable", module="burst"),
+        _a(op="widen", param="agn.av_agn", side="up"),
+    ],
+    "ir_under": [
+        _a(op="enable", module="agn"),
+        _a(op="set", param="agn.frac_agn", values=AGN_FRACTIONS),
+        _a(op="widen", param="agn.frac_agn", side="up"),
+        _a(op="set", param="agn.av_agn", values=AGN_AV),
+        _a(op="enable", module="dust_emission"),
+        _a(op="widen", param="dust_attenuation.av", side="up"),
+    ],
+    "line_excess": [
+        _a(op="enable", module="nebular"),
+        _a(op="set", param="nebular.logu", values=LOGU_HIGH),
+        _a(op="enable", module="burst"),
+        _a(op="set", param="stellar.metallicity", values=[0.05, 0.2, 0.4, 1.0]),
+        _a(op="widen", param="nebular.logu", side="up"),
+        _a(op="set", param="dust_attenuation.young_factor", values=[1.0, 2.0]),
+    ],
+    "uv_over": [
+        _a(op="widen", param="dust_attenuation.av", side="up"),
+        _a(op="set", param="dust_attenuation.av", values=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0]),
+        _a(op="dust_law", law="smc"),
+        _a(op="dust_law", law="modified_starburst"),
+        _a(op="set", param="dust_attenuation.young_factor", values=[1.0, 2.0]),
+        _a(op="widen", param="sfh.age", side="up"),
+    ],
+    "old_blue": [
+        _a(op="enable", module="burst"),
+        _a(op="widen", param="dust_attenuation.av", side="up"),
+        _a(op="widen", param="sfh.age", side="down"),
+        _a(op="sfh", family="constant"),
+    ],
+    "uv_under": [
+        _a(op="enable", module="burst"),
+        _a(op="widen", param="dust_attenuation.av", side="up"),
+        _a(op="dust_law", law="modified_starburst"),
+        _a(op="enable", module="agn"),
+        _a(op="widen", param="sfh.age", side="down"),
+    ],
+    "generic": [
+        _a(op="widen", param="dust_attenuation.av", side="up"),
+        _a(op="enable", module="agn"),
+        _a(op="enable", module="burst"),
+        _a(op="set", param="nebular.logu", values=LOGU_HIGH),
+        _a(op="set", param="agn.frac_agn", values=AGN_FRACTIONS),
+        _a(op="widen", param="stellar.metallicity", side="both"),
+        _a(op="dust_law", law="modified_starburst"),
+        _a(op="sfh", family="exponential"),
+        _a(op="widen", param="sfh.tau", side="both"),
+    ],
+}
+#: "<field>_edge": the estimate of a grid parameter sits at the top of its value list → widen up.
+EDGE_PARAMS = {"av": "dust_attenuation.av", "frac_agn": "agn.frac_agn", "av_agn": "agn.av_agn",
+               "logu": "nebular.logu"}
+for _f, _p in EDGE_PARAMS.items():
+    RULES[f"{_f}_edge"] = [_a(op="widen", param=_p, side="up")]
+PATTERN_ORDER = tuple(f"{f}_edge" for f in EDGE_PARAMS) + ("v_shape", "line_excess", "ir_under", "uv_over", "old_blue", "uv_under", "generic")
+
+
+class RulesPolicy:
+    """Expert rules, ranked by a knowledge base (an epoch snapshot: not updated during a run)."""
+
+    name = "rules"
+
+    def __init__(self, knowledge: KnowledgeBase | None = None, *, explore: float = 0.1,
+                 fallback_generic: bool = True) -> None:
+        if not 0.0 <= explore < 1.0:
+            raise ValueError("explore must be in [0, 1)")
+        self.knowledge = knowledge or KnowledgeBase()
+        self.explore = explore
+        self.fallback_generic = fallback_generic
+
+    async def decide(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        return [self.decide_one(r) for r in requests]
+
+    async def aclose(self) -> None:
+        return None
+
+    def candidates(self, req: DecisionRequest) -> list[tuple[float, str, Any, Any]]:
+        """Legal, untried candidates as (score, rule, action, config), best first."""
+        patterns = req.state.patterns
+        earlier = set(req.state.seen_patterns) - set(patterns)
+        order = [p for p in PATTERN_ORDER if p in patterns and p != "generic"]
+        order += [p for p in PATTERN_ORDER if p in earlier and p != "generic"]  # still relevant
+        if "generic" in patterns or self.fallback_generic:
+            order.append("generic")  # when the specific rules are exhausted
+        failed = {a.action for a in req.state.history if not a.improved}
+        seen: set[str] = set()
+        out: list[tuple[float, str, Any, Any]] = []
+        rank = 0
+        for p in order:
+            for action in RULES[p]:
+                try:
+                    cfg = req.try_apply(action)
+                except ActionError:
+                    continue
+                h = cfg.hash()
+                if h in req.tried or h in seen or action.brief() in failed:
+                    continue
+                seen.add(h)
+                prior = 0.9 * 0.93**rank  # expert order: current patterns, earlier ones, generic
+                rank += 1
+                score = self.knowledge.score(patterns, action.key(), prior)
+                out.append((score, f"{p}->{action.key()}", action, cfg))
+        out.sort(key=lambda t: -t[0])  # stable: ties keep expert order
+        return out
+
+    def decide_one(self, req: DecisionRequest) -> Decision:
+        t0 = time.perf_counter()
+        cands = self.candidates(req)
+        if not cands:
+            return Decision(action=None, config=None, policy=self.name, rule="no_candidate",
+                            seconds=time.perf_counter() - t0)
+        pick = 0
+        if len(cands) > 1 and req.rng.random() < self.explore:
+            pick = int(req.rng.integers(1, len(cands)))
+        _, rule, action, cfg = cands[pick]
+        return Decision(action=action, config=cfg, policy=self.name, rule=rule,
+                        seconds=time.perf_counter() - t0)

@@ -1,0 +1,136 @@
+"""Creating a campaign directory: plan once, freeze inputs, then appear atomically.
+
+Everything is built in a sibling temporary folder and renamed to the campaign name at the end,
+so an interrupted submit leaves no half-made campaign behind (only a ``.<name>.creating-*``
+folder that the next submit ignores). Submitting into an existing campaign is refused with a
+pointer to ``sedscale resume``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import pyarrow as pa
+
+from sedscale import __version__
+from sedscale.campaign.fsutil import fsync_dir
+from sedscale.campaign.manifest import write_campaign_manifest
+from sedscale.campaign.meta import DEFAULT_FAIL_TASK, DEFAULT_TASK, CampaignMeta, CatalogRecord, is_campaign, write_meta
+from sedscale.campaign.paths import CampaignPaths
+from sedscale.campaign.store import create_store
+from sedscale.errors import CampaignError
+
+
+DUPLICATES_IN_MEMORY_ROWS = 250_000
+
+
+def refuse_existing(root: Path) -> None:
+    """Raise :class:`CampaignError` when ``root`` already holds a campaign or other files."""
+    paths = CampaignPaths.at(root)
+    if is_campaign(paths):
+        raise CampaignError(
+            f"{paths.root}: a campaign already exists here; continue it with `sedscale resume {paths.root}` "
+            "or choose another --campaign directory"
+        )
+    if paths.root.exists() and any(paths.root.iterdir()):
+        raise CampaignError(f"{paths.root}: exists and is not an empty folder; choose another --campaign directory")
+
+
+def create_from_manifest(
+    root: Path,
+    manifest: pa.Table,
+    *,
+    name: str,
+    catalog: CatalogRecord,
+    workflow: dict[str, Any],
+    site: dict[str, Any],
+    profile: Optional[dict[str, Any]] = None,
+    profile_spec: str = "generic",
+    duplicate_index: Any = None,
+    task: str = DEFAULT_TASK,
+    fail_task: str = DEFAULT_FAIL_TASK,
+) -> CampaignPaths:
+    """Lay out a campaign for ``manifest`` and move it into place at ``root``."""
+    refuse_existing(root)
+    final = CampaignPaths.at(root)
+    final.root.parent.mkdir(parents=True, exist_ok=True)
+    staging = CampaignPaths(final.root.parent / f".{final.root.name}.creating-{uuid.uuid4().hex[:8]}")
+    try:
+        staging.root.mkdir()
+        for folder in (staging.state_dir, staging.done_dir, staging.runs_dir, staging.tmp_dir,
+                       staging.logs_dir, staging.duplicates_dir, staging.cache_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        sizes = manifest.column("n_rows").to_pylist()
+        chunk_rows = max([int(n) for n in sizes] + [1])
+        write_campaign_manifest(staging, manifest)
+        create_store(staging.results_zarr, len(sizes), chunk_rows)
+        if duplicate_index is not None and len(duplicate_index):
+            duplicate_index.write(staging.duplicates_index)
+        meta = CampaignMeta(
+            sedscale_version=__version__,
+            name=name,
+            created_at=time.time(),
+            catalog=catalog,
+            profile=profile or {},
+            profile_spec=profile_spec,
+            workflow=workflow,
+            site=site,
+            n_rows=int(sum(int(n) for n in sizes)),
+            n_partitions=len(sizes),
+            chunk_rows=chunk_rows,
+            task=task,
+            fail_task=fail_task,
+            has_duplicate_index=bool(duplicate_index is not None and len(duplicate_index)),
+        )
+        write_meta(staging, meta)
+        fsync_dir(staging.root)
+        if final.root.exists():  # an empty folder the user made: replace it
+            final.root.rmdir()
+        os.rename(staging.root, final.root)
+        fsync_dir(final.root.parent)
+    except BaseException:
+        shutil.rmtree(staging.root, ignore_errors=True)
+        raise
+    return final
+
+
+def create_campaign(
+    root: Path,
+    catalog_spec: list[str],
+    *,
+    workflow: Any,
+    site: Any,
+    profile_spec: str,
+    rows_per_partition: int,
+) -> CampaignPaths:
+    """Open and check the catalog, plan partitions, index duplicate ids, lay out the campaign."""
+    from sedscale.catalog.duplicates import find_duplicate_ids
+    from sedscale.catalog.plan import plan_partitions
+    from sedscale.catalog.profiles import load_profile
+    from sedscale.catalog.source import open_catalog
+
+    refuse_existing(root)
+    source = open_catalog(catalog_spec if len(catalog_spec) > 1 else catalog_spec[0])
+    profile = load_profile(profile_spec, source.schema, source=str(source.paths[0]))
+    manifest = plan_partitions(source, rows_per_partition)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # spill to hashed buckets beyond 2.5e5 rows: the driver's memory must not grow with the
+    # catalog (in memory, 10^7 ids cost ~0.6 GB of triples and sort buffers)
+    duplicates = find_duplicate_ids(source, profile.id, workdir=root.parent,
+                                    in_memory_rows=DUPLICATES_IN_MEMORY_ROWS, rows_per_bucket=DUPLICATES_IN_MEMORY_ROWS)
+    return create_from_manifest(
+        root,
+        manifest,
+        name=Path(root).name,
+        catalog=CatalogRecord(spec=[str(s) for s in catalog_spec], fingerprint=source.fingerprint()),
+        workflow=workflow.model_dump(mode="json"),
+        site=site.model_dump(mode="json"),
+        profile=profile.model_dump(mode="json"),
+        profile_spec=profile_spec,
+        duplicate_index=duplicates,
+    )

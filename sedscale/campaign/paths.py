@@ -1,0 +1,149 @@
+"""Every on-disk name in a campaign directory, and nothing else.
+
+One module owns the layout (as ``hats/io/paths.py`` does for HATS), so the store, the
+done-markers, resume, status and export can never disagree about where a file lives, and a
+layout change is one edit. Paths are built from integers with f-strings only; at 10^5
+partitions building them must stay cheap.
+
+Layout of ``<campaign>/``::
+
+    campaign.json            frozen inputs: catalog files + fingerprint, profile, workflow, site, version
+    manifest.parquet         the partition plan (one row per partition)
+    results.zarr/            Zarr v3 store; per partition one chunk in each of three arrays
+    state/done/<k>/p<id>.json  done-markers (the commit point), sharded 1000 per folder
+    state/runs/<run>.json    one record per driver run (start time, engine, site)
+    state/run_id             the run that currently owns the campaign (fences stale workers)
+    state/lock               advisory lock held by the running driver
+    duplicates/              the cross-file duplicate-id index made at submit
+    cache/                   model grids built by tasks
+    tmp/                     temporary files of commits in flight (same file system => atomic rename)
+    runinfo/                 Parsl's run_dir;  dask/  Dask's local directory;  logs/  driver logs
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Names of the arrays inside ``results.zarr``; one chunk of each per partition.
+FLOAT_ARRAY = "floats"
+INT_ARRAY = "ints"
+STRING_ARRAY = "strings"
+DATA_ARRAYS = (FLOAT_ARRAY, INT_ARRAY, STRING_ARRAY)
+#: Coordinate arrays naming the columns of each 2-D data array (for xarray's ``.sel``).
+COLUMN_COORDS = {FLOAT_ARRAY: "float_column", INT_ARRAY: "int_column", STRING_ARRAY: "string_column"}
+ROW_DIM = "row"
+
+MARKERS_PER_FOLDER = 1000
+
+
+@dataclass(frozen=True)
+class CampaignPaths:
+    """The paths of one campaign directory (``root``)."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path) -> "CampaignPaths":
+        return cls(Path(root).expanduser().resolve())
+
+    # frozen inputs -------------------------------------------------------------------------
+    @property
+    def campaign_json(self) -> Path:
+        return self.root / "campaign.json"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.parquet"
+
+    @property
+    def duplicates_dir(self) -> Path:
+        return self.root / "duplicates"
+
+    # results store -------------------------------------------------------------------------
+    @property
+    def results_zarr(self) -> Path:
+        return self.root / "results.zarr"
+
+    @staticmethod
+    def chunk_key(array: str, partition_id: int) -> str:
+        """The store key of ``array``'s chunk for ``partition_id`` (all arrays are 2-D,
+        one chunk per partition along rows and one across columns; separator ``.`` keeps each
+        chunk a single file with no per-partition folder)."""
+        return f"{array}/c.{partition_id}.0"
+
+    def chunk_path(self, array: str, partition_id: int) -> Path:
+        return self.results_zarr / f"{array}/c.{partition_id}.0"
+
+    # state ---------------------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def done_dir(self) -> Path:
+        return self.state_dir / "done"
+
+    def done_marker(self, partition_id: int) -> Path:
+        return self.done_dir / f"{partition_id // MARKERS_PER_FOLDER:05d}" / f"p{partition_id}.json"
+
+    @staticmethod
+    def partition_of_marker(path: Path) -> int:
+        """Inverse of :meth:`done_marker`."""
+        return int(path.stem[1:])
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
+
+    def run_record(self, run_id: str) -> Path:
+        return self.runs_dir / f"{run_id}.json"
+
+    @property
+    def run_id_file(self) -> Path:
+        return self.state_dir / "run_id"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "lock"
+
+    # scratch -------------------------------------------------------------------------------
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def parsl_run_dir(self) -> Path:
+        return self.root / "runinfo"
+
+    @property
+    def dask_dir(self) -> Path:
+        return self.root / "dask"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Model-grid cache shared by the campaign's tasks (grids are built once, reused)."""
+        return self.root / "cache"
+
+    @property
+    def duplicates_index(self) -> Path:
+        return self.duplicates_dir / "index.parquet"
+
+    @property
+    def knowledge_dir(self) -> Path:
+        """Per-partition knowledge-base deltas of the agent (readable JSON, merged order-free)."""
+        return self.root / "knowledge"
+
+    def knowledge_delta(self, partition_id: int) -> Path:
+        return self.knowledge_dir / f"delta-{partition_id:09d}.json"
+
+
+def default_campaign_dir(catalog: str | Path, workflow_name: str, root: Path | None = None) -> Path:
+    """``checkpoints/<catalog stem>-<workflow>`` under the current directory (DESIGN.md section 2)."""
+    first = Path(str(catalog).split(",")[0])
+    stem = first.stem.replace("*", "all") or "catalog"
+    return (root or Path("checkpoints")) / f"{stem}-{workflow_name}"

@@ -1,0 +1,135 @@
+"""The driver: run what is left of a campaign on an engine, and account for every partition.
+
+Sequence: take the campaign lock → refuse if the catalog changed → find the partitions left
+(missing, torn/corrupt, or failed earlier) → claim the campaign with a fresh run id (which fences
+workers of any earlier run) → map the partition task over them → commit a partition whose task
+failed after every retry as ``failed`` rows with the reason (nothing is lost) → record the run.
+The driver never handles result tables of successful partitions; workers commit their own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from sedscale.campaign.commit import StaleRunError
+from sedscale.campaign.fsutil import atomic_write
+from sedscale.campaign.lock import campaign_lock
+from sedscale.campaign.manifest import partition_sizes
+from sedscale.campaign.meta import read_meta
+from sedscale.campaign.paths import CampaignPaths
+from sedscale.campaign.resume import ResumePlan, Verify, check_catalog_unchanged, plan_resume
+from sedscale.campaign.status import RunRecord
+from sedscale.engines.base import Engine, TaskOutcome, resolve_task
+from sedscale.engines.site import SiteConfig
+
+
+@dataclass
+class RunEvent:
+    """Sent to the progress callback: once at start (``outcome`` None), then per partition."""
+
+    partitions_todo: int
+    rows_todo: int
+    partitions_finished: int
+    rows_finished: int
+    started_at: float
+    outcome: Optional[TaskOutcome] = None
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    partitions_run: int = 0
+    partitions_failed: list[int] = field(default_factory=list)
+    rows_run: int = 0
+    partitions_left: int = 0  # not committed after the run (0 unless something beyond a task failed)
+    wall_seconds: float = 0.0
+    plan: Optional[ResumePlan] = None
+
+    @property
+    def sources_per_second(self) -> float:
+        return self.rows_run / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def _clean_tmp(paths: CampaignPaths) -> None:
+    """Temporary files of commits that never finished (their writers are dead or fenced)."""
+    if paths.tmp_dir.is_dir():
+        shutil.rmtree(paths.tmp_dir, ignore_errors=True)
+    paths.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+
+def run_campaign(
+    root: str | Path,
+    site: SiteConfig,
+    *,
+    on_event: Callable[[RunEvent], None] | None = None,
+    verify: Verify = "checksum",
+    engine: Engine | None = None,
+    command: str = "resume",
+    workers: int | None = None,
+) -> RunReport:
+    """Run every partition not yet committed; returns when each is done or failed-with-reason."""
+    paths = CampaignPaths.at(root)
+    meta = read_meta(paths)
+    with campaign_lock(paths):
+        check_catalog_unchanged(paths, meta)
+        plan = plan_resume(paths, meta.n_partitions, verify=verify)
+        run_id = new_run_id()
+        atomic_write(paths.run_id_file, run_id.encode(), paths.state_dir)
+        _clean_tmp(paths)
+        record = RunRecord(run_id=run_id, started_at=time.time(), engine=site.engine, site=site.name,
+                           command=command, pid=os.getpid(), host=socket.gethostname(),
+                           partitions_todo=len(plan.todo))
+        record.write(paths)
+        report = RunReport(run_id=run_id, plan=plan)
+        sizes = partition_sizes(paths)
+        todo = plan.todo
+        rows_todo = sum(sizes[p] for p in todo)
+        event = RunEvent(len(todo), rows_todo, 0, 0, record.started_at)
+        if on_event:
+            on_event(event)
+        if todo:
+            retries = int(meta.workflow.get("retries", 2))
+            fail = resolve_task(meta.fail_task)
+            own_engine = engine is None
+            if engine is None:
+                from sedscale.engines import make_engine
+
+                engine = make_engine(site, paths, workers)
+                engine.start()
+            try:
+                outcomes = engine.map_partitions(
+                    meta.task, todo, lambda pid: (str(paths.root), pid, run_id),
+                    retries=retries, no_retry=(StaleRunError,),
+                )
+                for outcome in outcomes:
+                    if not outcome.ok:
+                        fail(str(paths.root), outcome.partition_id,
+                             f"task failed after {outcome.attempts} attempt(s): {outcome.error}", run_id)
+                        report.partitions_failed.append(outcome.partition_id)
+                    report.partitions_run += 1
+                    report.rows_run += sizes[outcome.partition_id]
+                    event.partitions_finished = report.partitions_run
+                    event.rows_finished = report.rows_run
+                    event.outcome = outcome
+                    if on_event:
+                        on_event(event)
+            finally:
+                if own_engine:
+                    engine.shutdown()
+        report.partitions_left = len(plan_resume(paths, meta.n_partitions, verify="none").pending)
+        record.finished_at = time.time()
+        record.write(paths)
+        report.wall_seconds = record.finished_at - record.started_at
+        return report
+

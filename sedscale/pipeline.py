@@ -1,0 +1,161 @@
+"""The per-partition work of a campaign, as plain functions that engines only map.
+
+:func:`process_partition` reads one partition's rows through the catalog layer, runs the
+algorithm every fit shares (:func:`sedscale.fitting.fit_table`: validate → triage → agent →
+results) and commits the rows atomically to the campaign store, with the partition's knowledge
+delta beside them. Engines call it with plain arguments (campaign directory, partition id, run
+id), never tables; the agent's seeds derive from (partition id, source id) only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pyarrow as pa
+
+from sedscale.fitting import empty_result_columns
+from sedscale.results import RESULTS_SCHEMA, STATUS_FAILED
+
+
+@dataclass
+class PartitionSummary:
+    """What a task reports back to the driver (tiny; the rows are already committed)."""
+
+    partition_id: int
+    n_rows: int
+    counts: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+# --- I/O around it: one task of a campaign ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Everything a task needs that is the same for every partition of a campaign."""
+
+    paths: Any
+    meta: Any
+    profile: Any
+    workflow: Any
+    options: Any  # sedscale.fitting.FitOptions
+    duplicates: Any
+
+
+@lru_cache(maxsize=4)
+def _context(root: str, meta_mtime_ns: int) -> _Context:
+    from sedscale.campaign.meta import read_meta
+    from sedscale.campaign.paths import CampaignPaths
+    from sedscale.campaign.workflow import Workflow
+    from sedscale.catalog.duplicates import DuplicateIndex
+    from sedscale.catalog.profiles import CatalogProfile
+
+    from sedscale.fitting import FitOptions
+
+    paths = CampaignPaths.at(root)
+    meta = read_meta(paths)
+    workflow = Workflow.model_validate(meta.workflow)
+    duplicates = DuplicateIndex.read(paths.duplicates_index) if meta.has_duplicate_index else None
+    options = FitOptions(
+        fit_config=workflow.fit_config(), rules=workflow.validation_rules(), acceptance=workflow.acceptance,
+        photoz=workflow.photoz, policy=workflow.policy, budgets=workflow.budgets, llm_url=workflow.llm_url,
+        llm_model=workflow.llm_model, cache_dir=paths.cache_dir,
+    )
+    return _Context(paths, meta, CatalogProfile.model_validate(meta.profile), workflow, options, duplicates)
+
+
+def campaign_context(root: str) -> _Context:
+    """The cached per-process context of a campaign (re-read if campaign.json changes)."""
+    from sedscale.campaign.paths import CampaignPaths
+
+    paths = CampaignPaths.at(root)
+    return _context(str(paths.root), paths.campaign_json.stat().st_mtime_ns)
+
+
+def process_partition(campaign_dir: str, partition_id: int, run_id: Optional[str] = None) -> PartitionSummary:
+    """Read, validate, fit and commit one partition of a campaign (what an engine maps)."""
+    from sedscale.campaign import _testhooks
+    from sedscale.campaign.commit import commit_partition
+    from sedscale.campaign.manifest import manifest_row
+    from sedscale.catalog.read import read_partition
+    from sedscale.fitting import fit_table
+
+    t0 = time.perf_counter()
+    ctx = campaign_context(campaign_dir)
+    _testhooks.in_task(partition_id)
+    row = manifest_row(ctx.paths, partition_id)
+    table = read_partition(row, ctx.profile.columns())
+    dups = None
+    if ctx.duplicates is not None:
+        dups = ctx.duplicates.rows_in(int(row["file_index"]), int(row["row_start"]), int(row["row_stop"]))
+    outcome = fit_table(table, ctx.profile, ctx.options, partition_id=partition_id, duplicate_rows=dups,
+                        row_offset=int(row["row_start"]))
+    results = outcome.table
+    if outcome.knowledge_delta is not None and len(outcome.knowledge_delta):
+        save_knowledge_delta(ctx.paths.knowledge_delta(partition_id), outcome.knowledge_delta)
+    marker = commit_partition(ctx.paths, partition_id, results, chunk_rows=ctx.meta.chunk_rows,
+                              run_id=run_id, elapsed_s=time.perf_counter() - t0)
+    return PartitionSummary(partition_id, marker.n_rows, marker.counts, marker.elapsed_s)
+
+
+def save_knowledge_delta(path: Path, delta: Any) -> Path:
+    """The agent's knowledge gained in one partition, as readable JSON (merged order-independently
+    by :meth:`sedscale.agent.KnowledgeBase.merge`); written before the commit, replaced on a rerun."""
+    import json
+    import os
+    import tempfile
+
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(delta.to_dict(), fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def failed_rows_table(source_ids: pa.Array, reason: str) -> pa.Table:
+    """Every row of a partition as ``failed`` with ``reason`` (ids kept where readable)."""
+    n = len(source_ids)
+    cols = empty_result_columns(n)
+    cols["status"] = np.full(n, STATUS_FAILED, dtype=object)
+    cols["reason"] = np.full(n, reason, dtype=object)
+    cols["source_id"] = source_ids.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    masks = {f.name: np.ones(n, dtype=bool) for f in RESULTS_SCHEMA if pa.types.is_floating(f.type)}
+    masks.update({"accepted": np.ones(n, bool), "n_bands": np.ones(n, bool),
+                  "source_id": source_ids.is_null().to_numpy(zero_copy_only=False)})
+    arrays = [pa.array(cols[f.name], type=f.type, mask=masks.get(f.name)) for f in RESULTS_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=RESULTS_SCHEMA)
+
+
+def fail_partition(campaign_dir: str, partition_id: int, reason: str, run_id: Optional[str] = None) -> PartitionSummary:
+    """Commit a partition whose task failed after every retry: its rows become ``failed``."""
+    from sedscale.campaign.commit import commit_partition
+    from sedscale.campaign.manifest import manifest_row
+    from sedscale.campaign.meta import read_meta
+    from sedscale.campaign.paths import CampaignPaths
+
+    paths = CampaignPaths.at(campaign_dir)
+    meta = read_meta(paths)
+    row = manifest_row(paths, partition_id)
+    n = int(row["n_rows"])
+    try:
+        from sedscale.catalog.read import read_partition
+
+        id_col = str(meta.profile.get("id", "source_id"))
+        ids = read_partition(row, [id_col]).column(0).combine_chunks()
+        if len(ids) != n:
+            raise ValueError("row count differs from the plan")
+    except Exception:  # noqa: BLE001 - the ids are a courtesy; the rows must be accounted for
+        ids = pa.nulls(n, pa.int64())
+    table = failed_rows_table(ids, reason)
+    marker = commit_partition(paths, partition_id, table, chunk_rows=meta.chunk_rows, run_id=run_id,
+                              kind="failed", reason=reason)
+    return PartitionSummary(partition_id, marker.n_rows, marker.counts, 0.0)

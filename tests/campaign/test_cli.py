@@ -1,0 +1,81 @@
+"""The campaign commands' refusals and outputs, through the real ``sedscale`` entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from sedscale.campaign.commit import commit_partition
+from sedscale.campaign.create import create_campaign
+from sedscale.campaign.testing import make_synthetic_campaign, synthetic_results
+from sedscale.campaign.workflow import workflow_from_dict
+from sedscale.engines.site import load_site
+from tests.catalog.catalogs import clean_columns, write
+
+
+def _sedscale(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sedscale", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+@pytest.fixture()
+def real_campaign(tmp_path: Path) -> tuple[Path, Path]:
+    """A campaign planned from a real (small) catalog, not yet run."""
+    catalog = write(clean_columns(300), tmp_path / "cat.parquet", row_group_size=100)
+    wf = workflow_from_dict({"name": "t", "rows_per_partition": 100}, "test")
+    root = tmp_path / "camp"
+    create_campaign(root, [str(catalog)], workflow=wf, site=load_site("local"), profile_spec="generic",
+                    rows_per_partition=100)
+    return root, catalog
+
+
+def test_submit_into_an_existing_campaign_is_refused_with_exit_4(real_campaign, tmp_path: Path) -> None:
+    root, catalog = real_campaign
+    proc = _sedscale("submit", str(catalog), "--campaign", str(root))
+    assert proc.returncode == 4, proc.stderr
+    assert "sedscale resume" in proc.stderr
+
+
+def test_resume_refuses_when_the_catalog_changed(real_campaign) -> None:
+    root, catalog = real_campaign
+    time.sleep(0.01)
+    write(clean_columns(301), catalog, row_group_size=100)  # same name, other content
+    proc = _sedscale("resume", str(root))
+    assert proc.returncode == 4, proc.stderr
+    assert "catalog changed" in proc.stderr and str(catalog.resolve()) in proc.stderr
+
+
+def test_resume_refuses_when_a_catalog_file_is_touched(real_campaign) -> None:
+    root, catalog = real_campaign
+    st = catalog.stat()
+    os.utime(catalog, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    proc = _sedscale("resume", str(root))
+    assert proc.returncode == 4 and "modified" in proc.stderr
+
+
+def test_resume_and_status_refuse_a_folder_that_is_not_a_campaign(tmp_path: Path) -> None:
+    for cmd in ("resume", "status"):
+        proc = _sedscale(cmd, str(tmp_path))
+        assert proc.returncode == 4 and "not a sedscale campaign" in proc.stderr
+
+
+def test_status_json_and_export_of_a_partly_done_campaign(tmp_path: Path) -> None:
+    paths = make_synthetic_campaign(tmp_path / "c", [10, 10, 10])
+    commit_partition(paths, 0, synthetic_results(0, 10), chunk_rows=10, run_id=None)
+    st = json.loads(_sedscale("status", str(paths.root), "--json").stdout)
+    assert (st["partitions_done"], st["partitions_pending"], st["rows_committed"]) == (1, 2, 10)
+    proc = _sedscale("export", str(paths.root), "-o", str(tmp_path / "o.parquet"))
+    assert proc.returncode == 4 and "resume" in proc.stderr  # never a silently incomplete file
+    assert not (tmp_path / "o.parquet").exists()
+    for pid in (1, 2):
+        commit_partition(paths, pid, synthetic_results(10 * pid, 10), chunk_rows=10, run_id=None)
+    proc = _sedscale("export", str(paths.root), "-o", str(tmp_path / "o.parquet"))
+    assert proc.returncode == 0, proc.stderr
+    assert pq.read_table(tmp_path / "o.parquet").num_rows == 30
