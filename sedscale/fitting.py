@@ -215,9 +215,13 @@ def fit_table(
             cols["redshift"][ri] = extra["z_phot"]
         else:
             cols["redshift"][ri] = sub.redshift
-        ok = fitted & np.isfinite(cols["logmstar"][ri])
+        has_mass = np.isfinite(cols["logmstar"][ri])
+        ok = fitted & has_mass
         status[ri] = np.where(ok, STATUS_FITTED, STATUS_FAILED)
-        cols["reason"][ri[~ok]] = "fit_failed: no model of the grid fits this source (chi2 not finite)"
+        cols["reason"][ri[~fitted]] = "fit_failed: no model of the grid fits this source (chi2 not finite)"
+        cols["reason"][ri[fitted & ~has_mass]] = (
+            "fit_failed: every model's best normalisation is <= 0 (no significant flux: the source is "
+            "not detected in the fitted bands)")
         cols["accepted"][ri] = accepted & ok
     cols["status"] = status
     cols["gpu_seconds"][:] = 0.0  # attributed by the campaign from the node's LLM service, if any

@@ -44,9 +44,6 @@ def register(app: typer.Typer) -> None:
             wf = workflow_from_dict(wf.model_dump() | overrides, f"workflow {wf.name!r} with command-line overrides")
         root = campaign or default_campaign_dir(catalog[0], wf.name)
         refuse_existing(root)
-        if wf.policy != "none":
-            console.print(f"[dim]policy {wf.policy!r}: the agent loop is not available yet; sources that fail "
-                          "the acceptance test keep their triage fit (accepted = false)")
         with console.status("planning partitions and indexing duplicate ids ..."):
             paths = create_campaign(root, list(catalog), workflow=wf, site=site_cfg, profile_spec=wf.profile,
                                     rows_per_partition=wf.rows_per_partition)
