@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from sedscale.serve.service import LLMService
+    from sedscale.serve.settings import LLMSettings
 
 import pytest
 
@@ -15,3 +20,57 @@ def sedscale_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = Path(root) if root else tmp_path_factory.mktemp("sedscale-cache")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# --- one CPU vLLM service per test session (the tiny random-weight Llama) --------------------------
+# A CPU vLLM start costs 35-90 s and ~3 GB on a 2-core machine, so every test that only needs "a
+# server" shares :func:`llm_service`; it is stopped at the end of the session by its process group
+# (the PID we started), never by name. Heavy imports stay inside the fixtures.
+
+
+@pytest.fixture(scope="session")
+def tiny_model(sedscale_cache_dir: Path) -> Path:
+    """The tiny random-weight Llama (built once per cache directory)."""
+    from sedscale.testing.tiny_llama import build_tiny_llama
+
+    return build_tiny_llama(sedscale_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def llm_settings(tiny_model: Path) -> "LLMSettings":
+    """One CPU instance of the tiny model on a free loopback port, with an API key."""
+    from sedscale.testing.llm import tiny_llm_settings
+
+    return tiny_llm_settings(tiny_model, instances=1)
+
+
+@pytest.fixture(scope="session")
+def llm_service(llm_settings: "LLMSettings", tmp_path_factory: pytest.TempPathFactory) -> "Iterator[LLMService]":
+    """The session's running service (one vLLM server), stopped by process group at the end."""
+    from sedscale.serve.service import LLMService
+
+    run_dir = tmp_path_factory.mktemp("llm-service")
+    service = LLMService(llm_settings, run_dir=run_dir, api_key="test-key-not-secret", sample_interval_s=0.25)
+    service.start()
+    try:
+        yield service
+    finally:
+        pids = [i.pid for i in service.instances]
+        service.stop()
+        for pid in pids:
+            assert pid is not None and not _alive(pid), f"vLLM process {pid} survived stop()"
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purposes
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
