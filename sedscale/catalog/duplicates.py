@@ -95,7 +95,7 @@ def find_duplicate_ids(
             for file_index, cf in enumerate(source.files):
                 pf = pq.ParquetFile(cf.path)
                 row = 0
-                for batch in pf.iter_batches(columns=[id_column], batch_size=1 << 20):
+                for batch in pf.iter_batches(columns=[id_column], batch_size=1 << 17):
                     col = batch.column(0)
                     ids = col.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
                     nulls = col.is_null().to_numpy(zero_copy_only=False)
