@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh test
+bash scripts/install-chromium.sh  # headless Chromium renders the HTML report in tests/report
 . .venv/bin/activate
 # The Slurm tests run against a real single-node cluster (installed from Debian's packages if missing).
 if [ "${SEDSCALE_NO_SLURM:-0}" != "1" ]; then

@@ -1,0 +1,270 @@
+"""The campaign report as one self-contained HTML page (plots are embedded base64 PNGs).
+
+No external assets, no scripts from the network: the page opens offline on a login node. A tiny
+inline script sets ``document.title`` to ``"report: <decoded images>/<images>"`` once the page has
+loaded, which is what the headless-browser test reads back.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from sedscale.report.summary import CampaignData, throughput_series
+
+PLOT_NAMES = ("throughput", "chi2", "tokens", "parameters", "gpu_hours", "time")
+
+
+def _png(draw: Callable[[Any], None], *, size: tuple[float, float] = (6.0, 3.6)) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=size, dpi=90)
+    try:
+        draw(fig)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _empty(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _col(data: CampaignData, name: str) -> np.ndarray:
+    t = data.results
+    if name not in t.column_names or t.num_rows == 0:
+        return np.zeros(0)
+    return np.asarray(t.column(name).to_numpy(zero_copy_only=False), dtype=float)
+
+
+def _plots(data: CampaignData, rep: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    status = np.asarray(data.results.column("status").to_pylist() if data.results.num_rows else [], dtype=object)
+    fitted = status == "fitted"
+    steps = np.nan_to_num(_col(data, "agent_steps"))
+    calls = np.nan_to_num(_col(data, "llm_calls"))
+    agent = (steps > 0) | (calls > 0)
+    out: dict[str, tuple[str, str]] = {}
+
+    def throughput(fig: Any) -> None:
+        ax = fig.add_subplot(111)
+        pts = throughput_series(data)
+        if len(pts) < 2:
+            return _empty(ax, "no committed partitions")
+        t, n = np.array(pts).T
+        ax.step(t, n, where="post")
+        ax.set_xlabel("seconds since the first run started")
+        ax.set_ylabel("rows committed")
+        ax.set_title(f"throughput: {rep['sources_per_second'] or 0:,.1f} sources/s over the wall time")
+
+    out["throughput"] = ("Throughput over time (done-marker commit times)", _png(throughput))
+
+    def chi2(fig: Any) -> None:
+        ax = fig.add_subplot(111)
+        c = _col(data, "chi2_red")
+        good = fitted & np.isfinite(c) & (c > 0) if c.size else np.zeros(0, bool)
+        if not good.any():
+            return _empty(ax, "no fitted sources")
+        bins = np.logspace(np.log10(c[good].min()), np.log10(c[good].max()) + 1e-9, 40)
+        ax.hist(c[good & ~agent], bins=bins, histtype="step", label="accepted by triage (no agent)")
+        if (good & agent).any():
+            ax.hist(c[good & agent], bins=bins, histtype="step", label="after the agent (entered the loop)")
+        ax.set_xscale("log")
+        ax.set_xlabel("reduced chi2 (final fit)")
+        ax.set_ylabel("sources")
+        ax.legend(fontsize=8)
+        ax.set_title("reduced chi2; triage chi2 of agent sources is not recorded", fontsize=9)
+
+    out["chi2"] = ("Reduced χ² before / after the agent", _png(chi2))
+
+    def tokens(fig: Any) -> None:
+        ax = fig.add_subplot(111)
+        tot = np.nan_to_num(_col(data, "tokens_prompt")) + np.nan_to_num(_col(data, "tokens_completion"))
+        sel = calls > 0
+        if not sel.any():
+            return _empty(ax, f"no LLM calls in this campaign (policy {rep['policy']}):\n"
+                              f"{rep['agent_sources']} agent sources, 0 tokens")
+        ax.hist(tot[sel], bins=30)
+        ax.set_xlabel("prompt + completion tokens per agent source")
+        ax.set_ylabel("sources")
+        ax.set_title(f"median {np.median(tot[sel]):,.0f} tokens")
+
+    out["tokens"] = ("Tokens per agent source", _png(tokens))
+
+    def params(fig: Any) -> None:
+        cols = [("logmstar", "log M* [Msun]"), ("logsfr", "log SFR [Msun/yr]"), ("av", "A_V [mag]"),
+                ("redshift", "z")]
+        for i, (name, label) in enumerate(cols):
+            ax = fig.add_subplot(2, 2, i + 1)
+            x = _col(data, name)
+            x = x[fitted & np.isfinite(x)] if x.size else x
+            if x.size == 0:
+                _empty(ax, f"no {name}")
+                continue
+            ax.hist(x, bins=30)
+            ax.set_xlabel(label, fontsize=8)
+            ax.tick_params(labelsize=7)
+
+    out["parameters"] = ("Parameter distributions of fitted sources", _png(params, size=(6.0, 4.8)))
+
+    def gpu(fig: Any) -> None:
+        ax = fig.add_subplot(111)
+        labels, values, colors = [], [], []
+        labels += ["this run\nallocated", "this run\nbusy"]
+        values += [rep["gpu_hours_per_source"], rep["gpu_hours_busy_per_source"]]
+        colors += ["C0", "C0"]
+        for p in rep["projection"]["sites"]:
+            if "gpu_hours_per_source" in p and p.get("gpus_per_node"):
+                labels.append(f"{p['site']}\nprojected")
+                values.append(p["gpu_hours_per_source"])
+                colors.append("C1")
+        labels.append("70B on 4 H100\n(seed ref.)")
+        values.append(rep["projection"]["reference_points"]["llama70b_4xh100"]["gpu_hours_per_source"])
+        colors.append("C2")
+        vals = np.array(values, dtype=float)
+        floor = 1e-9
+        ax.bar(range(len(vals)), np.maximum(vals, floor), color=colors)
+        for i, v in enumerate(vals):
+            ax.text(i, max(v, floor) * 1.3, "0 (no GPU)" if v == 0 else f"{v:.2e}", ha="center", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(vals)))
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_ylabel("GPU-hours per source")
+        ax.set_ylim(floor / 2, max(vals.max(), floor) * 10)
+
+    out["gpu_hours"] = ("GPU-hours per source (allocated / busy, projection, reference)", _png(gpu))
+
+    def time_(fig: Any) -> None:
+        ax = fig.add_subplot(111)
+        t = rep["time"]
+        parts = [("fit\n(fit_seconds column)", t["fit_seconds"]), ("task other\n(read, validate, agent, commit)",
+                 t["task_other_seconds"]), ("driver other\n(plan, start-up, scheduling)", t["driver_other_seconds"])]
+        if sum(v for _, v in parts) <= 0:
+            return _empty(ax, "no time recorded")
+        ax.barh([p[0] for p in parts], [p[1] for p in parts], color=["C0", "C1", "C7"])
+        ax.set_xlabel("seconds (task time summed over workers)")
+        ax.tick_params(labelsize=7)
+        ax.set_title(f"wall {t['wall_seconds']:.1f} s, task {t['task_seconds']:.1f} s, {t['workers_seen']} worker(s)",
+                     fontsize=9)
+
+    out["time"] = ("Where the time went", _png(time_))
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v == 0:
+            return "0"
+        if abs(v) >= 1e5 or abs(v) < 1e-3:
+            return f"{v:.3g}"
+        return f"{v:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(v, int):
+        return f"{v:,}"
+    return html.escape(str(v))
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:0.9em}
+th{background:#f4f4f4;font-weight:600}
+.plots{display:flex;flex-wrap:wrap;gap:1em}
+figure{margin:0;border:1px solid #ddd;padding:0.5em}
+figcaption{font-size:0.85em;color:#555}
+.note{background:#fff8e0;border-left:4px solid #e0b000;padding:0.5em 1em}
+"""
+
+_SCRIPT = """
+var __errors = 0;
+window.addEventListener('error', function () { __errors++; }, true);
+window.addEventListener('load', function () {
+  var imgs = document.images, ok = 0;
+  for (var i = 0; i < imgs.length; i++) { if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }
+  document.title = 'report: ' + ok + '/' + imgs.length + ' images, ' + __errors + ' errors';
+});
+"""
+
+
+def render_html(data: CampaignData, rep: dict[str, Any]) -> str:
+    plots = _plots(data, rep)
+    summary = _table([
+        ("sources total", rep["sources_total"]), ("fitted", rep["sources_fitted"]),
+        ("quarantined", rep["sources_quarantined"]), ("failed", rep["sources_failed"]),
+        ("agent sources", rep["agent_sources"]), ("LLM calls", rep["llm_calls"]),
+        ("tokens per source", rep["tokens_per_source"]), ("tokens per agent source", rep["tokens_per_agent_source"]),
+        ("GPU-hours allocated", rep["gpu_hours_allocated"]), ("GPU-hours busy", rep["gpu_hours_busy"]),
+        ("GPU-hours per source", rep["gpu_hours_per_source"]), ("node-hours", rep["node_hours"]),
+        ("CPU-hours allocated", rep["cpu_hours_allocated"]), ("wall seconds", rep["wall_seconds"]),
+        ("sources per second", rep["sources_per_second"] or 0.0),
+        ("accepted before agent", rep["acceptance"]["accepted_before_agent"]),
+        ("accepted after agent", rep["acceptance"]["accepted_after_agent"]),
+    ])
+    reasons = _table(sorted(rep["quarantine_reasons"].items()) or [("(none)", 0)])
+    proj_rows = []
+    for p in rep["projection"]["sites"]:
+        if "error" in p:
+            proj_rows.append(f"<tr><td>{html.escape(p['site'])}</td><td colspan=7>{html.escape(p['error'])}</td></tr>")
+            continue
+        proj_rows.append("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in (
+            p["label"], p["nodes"], p["node_hours"], p["wall_days"], p["gpu_hours_allocated"],
+            p["gpu_hours_per_source"], p["tokens_total"], p["basis"]["decode_tokens_per_second_per_gpu"])) + "</tr>")
+    ref = rep["projection"]["reference_points"]
+    proj = ("<table><tr><th>site</th><th>nodes</th><th>node-hours</th><th>wall days</th><th>GPU-hours</th>"
+            "<th>GPU-h / source</th><th>tokens</th><th>decode rate basis</th></tr>" + "".join(proj_rows) + "</table>")
+    basis = "".join(
+        f"<li><b>{html.escape(p['label'])}</b><ul>"
+        + "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in p.get("basis", {}).items())
+        + "</ul></li>" for p in rep["projection"]["sites"] if "basis" in p)
+    refs = _table([
+        ("GPT-4o tokens per source (seed)", ref["gpt4o"]["tokens_per_source"]),
+        ("GPT-4o USD per source (seed)", ref["gpt4o"]["usd_per_source"]),
+        ("GPT-4o USD for the projected sources", ref["gpt4o"]["usd_total"]),
+        ("70B on 4 H100: GPU-minutes per source (seed)", ref["llama70b_4xh100"]["gpu_minutes_per_source"]),
+        ("70B on 4 H100: GPU-days for the projected sources", ref["llama70b_4xh100"]["gpu_days_total"]),
+    ])
+    figs = "".join(
+        f'<figure id="plot-{name}"><img alt="{html.escape(cap)}" src="data:image/png;base64,{b64}">'
+        f"<figcaption>{html.escape(cap)}</figcaption></figure>" for name, (cap, b64) in plots.items())
+    raw = html.escape(json.dumps(rep, indent=1, default=str))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>report: loading</title>
+<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>
+<h1>sedscale campaign report: {html.escape(rep['name'])}</h1>
+<p>{html.escape(rep['campaign'])} · site <b>{html.escape(rep['site'])}</b> · policy <b>{html.escape(rep['policy'])}</b>
+ · {rep['partitions_committed']}/{rep['partitions_total']} partitions committed{'' if rep['complete'] else ' (incomplete)'}</p>
+<p class="note">{html.escape(rep['gpu_note'])}</p>
+<h2>Summary</h2>{summary}
+<h2>Quarantine reasons</h2>{reasons}
+<h2>Projection to {rep['projection']['sources']:.3g} sources</h2>{proj}
+<p>Inputs and their basis (measured on this machine vs assumed):</p><ul>{basis}</ul>
+<h3>Reference points of the seed (not measured here)</h3>{refs}
+<h2>Plots</h2><div class="plots">{figs}</div>
+<details><summary>report JSON</summary><pre>{raw}</pre></details>
+</body></html>
+"""
+
+
+def write_html(data: CampaignData, rep: dict[str, Any], out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "index.html"
+    tmp = out_dir / ".index.html.partial"
+    tmp.write_text(render_html(data, rep), encoding="utf-8")
+    tmp.replace(path)
+    return path
