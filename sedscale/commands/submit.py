@@ -20,6 +20,8 @@ def register(app: typer.Typer) -> None:
         policy: Optional[str] = typer.Option(None, "--policy", help="none | rules | llm (overrides the workflow's)."),
         llm_url: Optional[str] = typer.Option(None, "--llm-url", help="OpenAI-compatible base URL for --policy llm."),
         workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (default: the site's)."),
+        detach: bool = typer.Option(False, "--detach", help="Plan here, then run the driver in the background "
+                                    "(pid file and log in the campaign directory) and return; follow it with `status`."),
     ) -> None:
         """Plan partitions, freeze the inputs in a campaign directory, and fit every row.
 
@@ -48,6 +50,9 @@ def register(app: typer.Typer) -> None:
             paths = create_campaign(root, list(catalog), workflow=wf, site=site_cfg, profile_spec=wf.profile,
                                     rows_per_partition=wf.rows_per_partition)
         console.print(f"campaign [bold]{paths.root}[/] on site {site_cfg.name!r} ({site_cfg.engine})")
+        if detach:
+            _detach(paths.root, site, workers, site_cfg)
+            return
         progress, on_event = progress_runner(console)
         with progress:
             report = run_campaign(paths.root, site_cfg, on_event=on_event, command="submit", workers=workers)
@@ -58,3 +63,33 @@ def register(app: typer.Typer) -> None:
             raise CampaignError(f"{paths.root}: {report.partitions_left} partition(s) not committed; "
                                 f"run `sedscale resume {paths.root}`")
         typer.echo(str(paths.root))
+
+
+def _detach(root: Path, site: str, workers: Optional[int], site_cfg: object) -> None:
+    """Start ``sedscale resume ROOT`` as a session leader that outlives this shell; write
+    ``ROOT/driver.pid`` and log to ``ROOT/driver.log``. A driver that dies later is recovered by
+    ``sedscale resume ROOT`` (finished partitions kept, its batch jobs cancelled by id)."""
+    import os
+    import subprocess
+    import sys
+
+    if getattr(site_cfg, "scheduler", "local") != "local":
+        from sedscale.engines.hpc import check_submittable
+
+        check_submittable(site_cfg)  # type: ignore[arg-type] # fail here, not in the background
+    root = Path(root).resolve()
+    site_arg = str(Path(site).resolve()) if Path(site).suffix in (".yaml", ".yml") else site
+    cmd = [sys.executable, "-m", "sedscale", "resume", str(root), "--site", site_arg]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    log = open(root / "driver.log", "ab")
+    env = os.environ | {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=os.getcwd(), env=env, close_fds=True)
+    log.close()
+    tmp = root / f"driver.pid.tmp{os.getpid()}"
+    tmp.write_text(f"{proc.pid}\n")
+    os.replace(tmp, root / "driver.pid")
+    typer.echo(f"driver pid {proc.pid}; log {root / 'driver.log'}; follow with `sedscale status {root}`",
+               err=True)
+    typer.echo(str(root))

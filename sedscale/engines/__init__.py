@@ -16,10 +16,21 @@ if TYPE_CHECKING:
 
 def make_engine(site: "SiteConfig", paths: "CampaignPaths", workers: int | None = None) -> "Engine":
     """The engine a site asks for, with its working folders inside the campaign directory."""
+    if site.scheduler != "local":
+        from sedscale.engines.hpc import check_submittable
+
+        check_submittable(site)  # before anything is submitted
+    engine: "Engine"
     if site.engine == "parsl":
         from sedscale.engines.parsl_engine import ParslEngine
 
-        return ParslEngine(site, paths.parsl_run_dir, workers)
-    from sedscale.engines.dask_engine import DaskEngine
+        engine = ParslEngine(site, paths.parsl_run_dir, workers)
+    else:
+        from sedscale.engines.dask_engine import DaskEngine
 
-    return DaskEngine(site, paths.dask_dir, workers)
+        engine = DaskEngine(site, paths.dask_dir, workers)
+    if site.scheduler != "local":
+        from sedscale.engines.jobs import jobs_path
+
+        engine.jobs_file = jobs_path(paths.state_dir)  # job ids recorded for orphan recovery
+    return engine

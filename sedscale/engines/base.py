@@ -66,6 +66,25 @@ class Engine(ABC):
     """A started back end that runs task calls on workers."""
 
     name = "engine"
+    jobs_file: Any = None  # HPC engines: where their batch job ids are recorded (sedscale.engines.jobs)
+    _recorder: Any = None
+
+    def _start_job_recorder(self, scheduler: str) -> None:
+        if self.jobs_file is None:
+            return
+        from sedscale.engines.jobs import JobRecorder
+
+        self._recorder = JobRecorder(self.jobs_file, scheduler, self.job_ids)
+        self._recorder.start()
+
+    def job_ids(self) -> list[str]:
+        """Batch job ids this engine submitted (none for local engines)."""
+        return []
+
+    def _stop_job_recorder(self) -> None:
+        if self._recorder is not None:
+            self._recorder.stop(clean=True)
+            self._recorder = None
 
     @property
     @abstractmethod

@@ -63,10 +63,47 @@ class DaskEngine(Engine):
         o = self.site.scheduler_options
         cls = dask_cluster_class(self.site)
         self._cluster = cls(**dask_cluster_kwargs(self.site, self.local_directory))
-        self._cluster.adapt(minimum_jobs=max(o.min_blocks, 1), maximum_jobs=o.max_blocks,
+        self._cluster.adapt(minimum_jobs=max(o.min_blocks, 1) * o.nodes_per_block, maximum_jobs=o.max_blocks * o.nodes_per_block,
                             interval="2s", wait_count=30)
         self._client = Client(self._cluster)
+        import threading
+
+        self._stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch_jobs, name="sedscale-dask-jobs", daemon=True)
+        self._watchdog.start()
+        self._start_job_recorder(self.site.scheduler)
         self._client.wait_for_workers(1, timeout=300)
+
+    def _watch_jobs(self) -> None:
+        """Replace jobs that died outside Dask's control (scancel, node failure, walltime).
+
+        dask-jobqueue keeps a dead job in its worker spec, so ``adapt`` believes it is still there
+        and never submits a replacement; dropping the spec of a job the scheduler no longer runs
+        lets ``adapt`` scale back to its minimum."""
+        from sedscale.engines.hpc import live_job_ids
+
+        poll = self.site.scheduler_options.status_poll_s
+        while not self._stop.wait(poll):
+            cluster = self._cluster
+            if cluster is None:
+                return
+            jobs = {name: str(getattr(job, "job_id", "") or "") for name, job in list(cluster.workers.items())}
+            if not any(jobs.values()):
+                continue
+            alive = live_job_ids(self.site.scheduler)
+            if alive is None:
+                continue
+            dead = [name for name, jid in jobs.items() if jid and jid not in alive]
+            if not dead:
+                continue
+            logging.getLogger(__name__).warning("dask jobs gone from the scheduler: %s; replacing", dead)
+
+            def drop(cluster: Any = cluster, dead: list = dead) -> None:
+                for name in dead:
+                    cluster.worker_spec.pop(name, None)
+                cluster._correct_state()
+
+            cluster.loop.add_callback(drop)
 
     def job_ids(self) -> list[str]:
         """Batch job ids of the jobs this engine submitted (HPC sites; empty for local)."""
@@ -104,9 +141,12 @@ class DaskEngine(Engine):
         return bridge
 
     def shutdown(self) -> None:
+        if getattr(self, "_stop", None) is not None:
+            self._stop.set()
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
         if client is not None:
             client.close()
         if cluster is not None:
-            cluster.close()
+            cluster.close()  # cancels the jobs
+        self._stop_job_recorder()

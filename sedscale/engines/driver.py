@@ -82,6 +82,15 @@ def run_campaign(
     paths = CampaignPaths.at(root)
     meta = read_meta(paths)
     with campaign_lock(paths):
+        if site.scheduler != "local":
+            # we hold the lock, so a driver that recorded jobs here is gone: cancel what it owned
+            from sedscale.engines.jobs import cancel_orphans, jobs_path
+
+            orphans = cancel_orphans(jobs_path(paths.state_dir))
+            if orphans:
+                import logging
+
+                logging.getLogger(__name__).warning("cancelled jobs of a dead driver: %s", orphans)
         check_catalog_unchanged(paths, meta)
         plan = plan_resume(paths, meta.n_partitions, verify=verify)
         run_id = new_run_id()

@@ -18,7 +18,6 @@ Notes that shaped it (NOTES-HPC.md, issue 7):
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -45,10 +44,66 @@ def compute_bin_dir(site: SiteConfig) -> str:
 def job_prologue(site: SiteConfig, threads: int = 1) -> list[str]:
     """Shell lines that open every batch job: thread pins, PATH with the venv's bin, user init."""
     lines = [f"export {k}={v}" for k, v in worker_thread_env(threads).items()]
-    lines.append(f"export PATH={shlex.quote(compute_bin_dir(site))}:$PATH")
+    lines.append(f'export PATH="{compute_bin_dir(site)}:$PATH"')
     if site.scheduler_options.worker_init.strip():
         lines.extend(site.scheduler_options.worker_init.strip().splitlines())
     return lines
+
+
+def resolved_account(site: SiteConfig, *, strict: bool) -> str | None:
+    """The account with ``$VARS`` expanded (``#SBATCH``/``#PBS`` lines are not expanded by the
+    shell); ``strict``: an unset variable is a ConfigError before anything is submitted."""
+    from sedscale.errors import ConfigError
+
+    account = site.scheduler_options.account
+    if not account:
+        return None
+    expanded = os.path.expandvars(account)
+    if strict and "$" in expanded:
+        raise ConfigError(f"site {site.name!r}: scheduler_options.account {account!r} names an unset "
+                          "environment variable (e.g. export SEDSCALE_PROJECT=abc123)")
+    return expanded
+
+
+def check_submittable(site: SiteConfig) -> None:
+    """Everything that can be checked before a batch job is submitted (raises ConfigError)."""
+    import shutil
+
+    from sedscale.errors import ConfigError
+
+    resolved_account(site, strict=True)
+    tool = {"slurm": "sbatch", "pbs": "qsub"}[site.scheduler]
+    if shutil.which(tool) is None:
+        raise ConfigError(f"site {site.name!r}: scheduler {site.scheduler!r} but {tool!r} is not on PATH "
+                          "(run from the machine's login node)")
+    py = compute_python(site)
+    if site.scheduler_options.venv and not os.path.exists(py):
+        raise ConfigError(f"site {site.name!r}: scheduler_options.venv: {py} does not exist")
+
+
+def live_job_ids(scheduler: str) -> set[str] | None:
+    """Ids of this user's jobs that are pending or running (None when the scheduler can't be asked)."""
+    import getpass
+    import json
+    import subprocess
+
+    try:
+        if scheduler == "slurm":
+            out = subprocess.run(["squeue", "-h", "-u", getpass.getuser(), "-o", "%i %t"],
+                                 capture_output=True, text=True, timeout=30)
+            if out.returncode != 0:
+                return None
+            rows = [line.split() for line in out.stdout.splitlines() if line.strip()]
+            return {r[0] for r in rows if len(r) > 1 and r[1] in ("PD", "R", "CF", "RQ", "RS", "S")}
+        out = subprocess.run(["qstat", "-f", "-F", "json", "-u", getpass.getuser()],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            return None
+        jobs = json.loads(out.stdout or "{}").get("Jobs", {})
+        return {jid.split(".")[0] for jid, j in jobs.items() if j.get("job_state") in ("Q", "R", "H", "W")} | \
+            {jid for jid, j in jobs.items() if j.get("job_state") in ("Q", "R", "H", "W")}
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------------------- Parsl
@@ -62,7 +117,8 @@ def _launcher(site: SiteConfig) -> Any:
         # one worker pool per node; --cpus-per-task gives each pool the whole node's cores
         return SrunLauncher(overrides=f"--cpus-per-task={site.cores_per_node}")
     if kind == "mpiexec":
-        return MpiExecLauncher(bind_cmd="--cpu-bind", overrides="--depth=%d --ppn 1" % site.cores_per_node)
+        # Cray PALS mpiexec (Polaris, Aurora): one rank = one worker pool per node
+        return MpiExecLauncher(bind_cmd="--cpu-bind", overrides="--ppn 1")
     return SingleNodeLauncher()
 
 
@@ -79,6 +135,7 @@ def _poll_mixin(base: type) -> type:
 
         def execute_wait(self, cmd: str, timeout: Any = None) -> Any:  # noqa: D401
             if self._sedscale_dry_run:
+                self._sedscale_commands = getattr(self, "_sedscale_commands", []) + [cmd]
                 if cmd.startswith("sbatch"):
                     return 0, f"Submitted batch job {DRY_RUN_JOB_ID}", ""
                 if cmd.startswith("qsub"):
@@ -96,6 +153,7 @@ def parsl_provider(site: SiteConfig, *, dry_run: bool = False) -> Any:
     from parsl.providers import PBSProProvider, SlurmProvider
 
     o = site.scheduler_options
+    account = resolved_account(site, strict=not dry_run)
     worker_init = "\n".join(job_prologue(site, int(site.parsl.cores_per_worker)))
     directives = list(o.directives)
     common = dict(nodes_per_block=o.nodes_per_block, init_blocks=o.init_blocks, min_blocks=o.min_blocks,
@@ -106,8 +164,8 @@ def parsl_provider(site: SiteConfig, *, dry_run: bool = False) -> Any:
         if site.gpus_per_node:
             directives.append(f"#SBATCH --gpus-per-node={site.gpus_per_node}")
         cls = _poll_mixin(SlurmProvider)
-        provider = cls(partition=o.partition, account=o.account, constraint=o.constraint,
-                       mem_per_node=o.mem_per_node_gb, exclusive=o.exclusive,
+        provider = cls(partition=o.partition, account=account, constraint=o.constraint,
+                       mem_per_node=None if o.exclusive else o.mem_per_node_gb, exclusive=o.exclusive,
                        scheduler_options="\n".join(directives) + ("\n" if directives else ""), **common)
     elif site.scheduler == "pbs":
         if o.filesystems:
@@ -115,7 +173,7 @@ def parsl_provider(site: SiteConfig, *, dry_run: bool = False) -> Any:
         directives.append("#PBS -k doe")
         cls = _poll_mixin(PBSProProvider)
         select = o.select_options or ""
-        provider = cls(account=o.account, queue=o.queue, cpus_per_node=site.cores_per_node, select_options=select,
+        provider = cls(account=account, queue=o.queue, cpus_per_node=site.cores_per_node, select_options=select,
                        scheduler_options="\n".join(directives) + "\n", **common)
     else:
         raise ValueError(f"site {site.name!r}: scheduler {site.scheduler!r} has no batch provider")
@@ -174,6 +232,9 @@ def render_parsl_script(site: SiteConfig) -> str:
         scripts = [p for p in Path(tmp).iterdir() if not p.name.endswith((".stdout", ".stderr"))]
         script = max(scripts, key=lambda p: p.stat().st_size)
         text = script.read_text()
+        submitted = [c for c in getattr(provider, "_sedscale_commands", []) if c.startswith(("sbatch", "qsub"))]
+        if submitted:
+            text += "\n# submitted with: " + submitted[0] + "\n"
     return text.replace(tmp, "<run_dir>/submit_scripts")
 
 
@@ -181,7 +242,8 @@ def render_parsl_script(site: SiteConfig) -> str:
 
 
 def dask_cluster_kwargs(site: SiteConfig, local_directory: Path | str) -> dict[str, Any]:
-    """Arguments of dask_jobqueue.SLURMCluster / PBSCluster for one job = one block."""
+    """Arguments of dask_jobqueue.SLURMCluster / PBSCluster. A dask-jobqueue job is one node (its
+    worker command runs once, on the first node), so a block of N nodes is N single-node jobs."""
     o = site.scheduler_options
     procs = o.dask_processes_per_node or site.dask.n_workers or site.workers_per_node
     threads = site.dask.threads_per_worker
@@ -192,14 +254,13 @@ def dask_cluster_kwargs(site: SiteConfig, local_directory: Path | str) -> dict[s
         processes=procs,
         memory=mem,
         walltime=o.walltime,
-        account=o.account,
+        account=resolved_account(site, strict=False),
         python=compute_python(site),
         local_directory=str(local_directory),
         log_directory=str(Path(local_directory) / "jobs"),
         job_script_prologue=job_prologue(site, threads),
-        worker_extra_args=["--lifetime", o.worker_lifetime, "--lifetime-stagger", o.worker_lifetime_stagger,
-                           "--lifetime-restart"],
-        scheduler_options={"host": o.address or _hostname(), "dashboard_address": ":0" if site.dask.dashboard else None},
+        worker_extra_args=["--lifetime", o.worker_lifetime, "--lifetime-stagger", o.worker_lifetime_stagger],
+        scheduler_options={"host": o.address or _hostname(), "dashboard_address": ":0"},
         job_name="sedscale-dask",
     )
     if site.scheduler == "slurm":
@@ -213,12 +274,14 @@ def dask_cluster_kwargs(site: SiteConfig, local_directory: Path | str) -> dict[s
         if site.gpus_per_node:
             extra.append(f"--gpus-per-node={site.gpus_per_node}")
         kw.update(queue=o.partition, job_extra_directives=extra)
+        if o.exclusive:  # whole nodes: --mem only sizes the Dask workers' memory limits
+            kw["job_directives_skip"] = ["--mem"]
     else:
         extra = list(directives)
         if o.filesystems:
             extra.append(f"-l filesystems={o.filesystems}")
         kw.update(queue=o.queue, job_extra_directives=extra,
-                  resource_spec=f"select={o.nodes_per_block}:ncpus={site.cores_per_node}"
+                  resource_spec=f"select=1:ncpus={site.cores_per_node}"
                   + (f":{o.select_options}" if o.select_options else ""))
     kw.update(site.dask.extra)
     return kw

@@ -93,6 +93,8 @@ class ParslEngine(Engine):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._dfk = DataFlowKernel(self._config())
         self._app = python_app(run_task, data_flow_kernel=self._dfk, cache=False)
+        if self.hpc:
+            self._start_job_recorder(self.site.scheduler)
 
     def submit(self, ref: str, *args: Any) -> Future:
         if self._app is None:
@@ -101,5 +103,9 @@ class ParslEngine(Engine):
 
     def shutdown(self) -> None:
         if self._dfk is not None:
-            dfk, self._dfk, self._app = self._dfk, None, None
-            dfk.cleanup()
+            dfk = self._dfk
+            if self._recorder is not None:
+                self._recorder.record()
+            dfk.cleanup()  # cancels the blocks
+            self._dfk = self._app = None
+            self._stop_job_recorder()

@@ -45,6 +45,16 @@ class DaskSettings(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict, description="passed to LocalCluster / the jobqueue cluster")
 
 
+def _duration_s(text: str, key: str) -> float:
+    """'90s', '25m', '2h' (Dask's --lifetime syntax, the subset sedscale accepts) in seconds."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)\s*", str(text))
+    if not m:
+        raise ValueError(f"{key}: expected a duration like '90s', '25m' or '2h', got {text!r}")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
 _WALLTIME = r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$"
 
 
@@ -92,6 +102,11 @@ class SchedulerOptions(_Strict):
             raise ValueError(f"init_blocks ({self.init_blocks}) must be <= max_blocks ({self.max_blocks})")
         if self.heartbeat_threshold_s <= self.heartbeat_period_s:
             raise ValueError("heartbeat_threshold_s must be larger than heartbeat_period_s")
+        life = _duration_s(self.worker_lifetime, "worker_lifetime")
+        _duration_s(self.worker_lifetime_stagger, "worker_lifetime_stagger")
+        if life >= self.walltime_seconds:
+            raise ValueError(f"worker_lifetime ({self.worker_lifetime}) must be shorter than walltime "
+                             f"({self.walltime}) so workers retire before the scheduler kills them")
         return self
 
     @property

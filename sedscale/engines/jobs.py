@@ -1,0 +1,87 @@
+"""Batch jobs a driver owns, recorded in the campaign directory so a later driver can cancel them.
+
+A driver on a login node can die (SIGKILL, node reboot) while its blocks keep running and
+burning the allocation. Each HPC engine records its job ids in ``<state>/hpc-jobs.json`` (with
+the owning pid and host) while it runs and clears the file when it shuts down cleanly;
+``run_campaign`` — holding the campaign lock, so the previous driver is known to be gone — cancels
+whatever a dead driver left behind, by job id, before starting its own engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from typing import Callable
+
+JOBS_FILE = "hpc-jobs.json"
+
+
+def jobs_path(state_dir: Path) -> Path:
+    return Path(state_dir) / JOBS_FILE
+
+
+def write_jobs(path: Path, scheduler: str, job_ids: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"scheduler": scheduler, "pid": os.getpid(), "host": socket.gethostname(),
+                               "job_ids": sorted(set(job_ids))}))
+    os.replace(tmp, path)
+
+
+def cancel_orphans(path: Path) -> list[str]:
+    """Cancel the recorded jobs of a previous (dead) driver that are still queued or running."""
+    from sedscale.engines.hpc import live_job_ids
+
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if data.get("pid") == os.getpid() and data.get("host") == socket.gethostname():
+        return []  # our own engine's jobs
+    scheduler = data.get("scheduler", "slurm")
+    alive = live_job_ids(scheduler)
+    ids = [str(j) for j in data.get("job_ids", [])]
+    doomed = [j for j in ids if alive is None or j in alive]
+    if doomed:
+        tool = "scancel" if scheduler == "slurm" else "qdel"
+        subprocess.run([tool, *doomed], capture_output=True, timeout=60)
+    path.unlink(missing_ok=True)
+    return doomed
+
+
+class JobRecorder:
+    """Background thread: keeps ``path`` in step with ``job_ids()`` until stopped."""
+
+    def __init__(self, path: Path, scheduler: str, job_ids: Callable[[], list[str]], period: float = 2.0) -> None:
+        self.path, self.scheduler, self.job_ids, self.period = Path(path), scheduler, job_ids, period
+        self._stop = threading.Event()
+        self._last: list[str] | None = None
+        self._thread = threading.Thread(target=self._run, name="sedscale-job-recorder", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.record()
+
+    def record(self) -> None:
+        try:
+            ids = sorted(self.job_ids())
+        except Exception:  # noqa: BLE001 - the engine may be shutting down
+            return
+        if ids != self._last:
+            write_jobs(self.path, self.scheduler, ids)
+            self._last = ids
+
+    def stop(self, clean: bool = True) -> None:
+        """Stop recording; ``clean``: the engine cancelled its jobs, so forget them."""
+        self._stop.set()
+        if clean:
+            self.path.unlink(missing_ok=True)
