@@ -15,25 +15,17 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from tests.campaign.mock_catalog import TINY_WORKFLOW
+
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
-WORKFLOW = """\
-name: llm-tiny
-profile: generic
-rows_per_partition: 60
-photoz: false
-fit:
-  sfh: {family: delayed, age: [0.5, 3.0], tau: [1.0]}
-  stellar: {metallicity: [1.0]}
-  dust_attenuation: {av: [0.0, 1.0]}
-  nebular: {enabled: false}
-  dust_emission: {enabled: false}
-  redshift: {node_step: 0.02}
-acceptance: {chi2_red_max: 1.5, band_sigma_max: 2.5, min_good_models: 1}
-policy: llm
-budgets: {max_agent_steps: 2, max_tokens_per_source: 4000, max_agent_fraction: 1.0}
-retries: 1
-"""
+# the campaign tests' tiny grid, with a strict acceptance test so sources reach the LLM
+WORKFLOW = (
+    TINY_WORKFLOW.replace("name: tiny", "name: llm-tiny")
+    .replace("rows_per_partition: 2500", "rows_per_partition: 60")
+    .replace("policy: none", "acceptance: {chi2_red_max: 1.5, band_sigma_max: 2.5, min_good_models: 1}\n"
+             "policy: llm\nbudgets: {max_agent_steps: 2, max_tokens_per_source: 4000, max_agent_fraction: 1.0}")
+)
 
 
 def test_llm_campaign_export_carries_tokens_per_source(llm_service, tmp_path: Path) -> None:
