@@ -35,6 +35,7 @@ class FitOptions:
     llm_url: Optional[str] = None
     llm_model: Optional[str] = None
     llm_client: Any = None  # an openai.AsyncOpenAI (e.g. the node's router client) instead of llm_url
+    llm_client_factory: Any = None  # a callable returning one, called inside the agent's event loop
     cache_dir: Optional[Path] = None
     seed: int = 0
 
@@ -87,11 +88,13 @@ def make_policy(options: FitOptions, knowledge: Any, *, photoz: bool) -> Any:
     if options.policy == "rules":
         return RulesPolicy(knowledge)
     if options.policy == "llm":
-        if options.llm_client is None and not options.llm_url:
+        if options.llm_client is None and options.llm_client_factory is None and not options.llm_url:
             from sedscale.errors import ConfigError
 
             raise ConfigError("policy 'llm' needs --llm-url (an OpenAI-compatible base URL) or a site LLM service")
-        return LLMPolicy(client=options.llm_client, base_url=None if options.llm_client else options.llm_url,
+        routed = options.llm_client is not None or options.llm_client_factory is not None
+        return LLMPolicy(client=options.llm_client, client_factory=options.llm_client_factory,
+                         base_url=None if routed else options.llm_url,
                          api_key=os.environ.get("SEDSCALE_LLM_API_KEY"), model=options.llm_model,
                          options=LLMOptions(), knowledge=knowledge, photoz=photoz,
                          base_config=options.fit_config)

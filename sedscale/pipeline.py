@@ -93,19 +93,54 @@ def process_partition(campaign_dir: str, partition_id: int, run_id: Optional[str
     dups = None
     if ctx.duplicates is not None:
         dups = ctx.duplicates.rows_in(int(row["file_index"]), int(row["row_start"]), int(row["row_stop"]))
-    outcome = fit_table(table, ctx.profile, ctx.options, partition_id=partition_id, duplicate_rows=dups,
+    t_read = time.perf_counter()
+    options = node_llm_options(ctx)
+    t_llm = time.perf_counter()
+    outcome = fit_table(table, ctx.profile, options, partition_id=partition_id, duplicate_rows=dups,
                         row_offset=int(row["row_start"]))
+    t_fit = time.perf_counter()
     results = outcome.table
     if outcome.knowledge_delta is not None and len(outcome.knowledge_delta):
         save_knowledge_delta(ctx.paths.knowledge_delta(partition_id), outcome.knowledge_delta)
+    timings = {"read_s": t_read - t0, "llm_service_s": t_llm - t_read, "fit_table_s": t_fit - t_llm}
+    save_partition_summary(ctx.paths.partition_summary(partition_id), outcome.summary, timings, run_id)
     marker = commit_partition(ctx.paths, partition_id, results, chunk_rows=ctx.meta.chunk_rows,
                               run_id=run_id, elapsed_s=time.perf_counter() - t0)
     return PartitionSummary(partition_id, marker.n_rows, marker.counts, marker.elapsed_s)
 
 
-def save_knowledge_delta(path: Path, delta: Any) -> Path:
-    """The agent's knowledge gained in one partition, as readable JSON (merged order-independently
-    by :meth:`sedscale.agent.KnowledgeBase.merge`); written before the commit, replaced on a rerun."""
+def node_llm_options(ctx: _Context) -> Any:
+    """The campaign's FitOptions, routed to this node's LLM service when the policy needs one.
+
+    With ``policy: llm``, no ``llm_url`` and a site ``llm:`` section, the first task on a node
+    starts the node's service (behind a node-local lock) and every worker on the node shares it
+    (:func:`sedscale.serve.node.ensure_node_service`); otherwise the options are unchanged.
+    """
+    import dataclasses
+
+    options = ctx.options
+    site_llm = (ctx.meta.site or {}).get("llm")
+    if options.policy != "llm" or options.llm_url or options.llm_client is not None or not site_llm:
+        return options
+    from sedscale.serve.node import ensure_node_service
+    from sedscale.serve.settings import LLMSettings
+
+    node = ensure_node_service(LLMSettings.model_validate(site_llm), ctx.paths.llm_dir)
+    return dataclasses.replace(options, llm_client_factory=node.openai_client,
+                               llm_model=options.llm_model or node.model)
+
+
+def save_partition_summary(path: Path, summary: dict, timings: dict, run_id: Optional[str]) -> Path:
+    """What the task learnt besides the rows (fallbacks by reason, agent counts, where the time
+    went), as JSON beside the store; written before the commit, replaced on a rerun."""
+    import os
+    import socket
+
+    record = {**summary, "timings": timings, "host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id}
+    return _write_json_durable(path, record)
+
+
+def _write_json_durable(path: Path, data: Any) -> Path:
     import json
     import os
     import tempfile
@@ -114,11 +149,17 @@ def save_knowledge_delta(path: Path, delta: Any) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     with os.fdopen(fd, "w") as fh:
-        json.dump(delta.to_dict(), fh, indent=1, sort_keys=True)
+        json.dump(data, fh, indent=1, sort_keys=True, default=str)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return path
+
+
+def save_knowledge_delta(path: Path, delta: Any) -> Path:
+    """The agent's knowledge gained in one partition, as readable JSON (merged order-independently
+    by :meth:`sedscale.agent.KnowledgeBase.merge`); written before the commit, replaced on a rerun."""
+    return _write_json_durable(path, delta.to_dict())
 
 
 def failed_rows_table(source_ids: pa.Array, reason: str) -> pa.Table:

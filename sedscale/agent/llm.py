@@ -25,7 +25,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sedscale.agent.actions import TERMINAL_OPS, ActionError, action_json_schema, parse_action
 from sedscale.agent.knowledge import KnowledgeBase
@@ -116,8 +116,10 @@ def _classify(exc: BaseException) -> _Transport:
 class LLMPolicy:
     """Chat-model policy with validation, fallback to rules, and usage accounting.
 
-    Give either ``client`` (an ``openai.AsyncOpenAI``, e.g. the serving layer's
-    ``Router.openai_client()``) or ``base_url`` (``http://host:port/v1``). ``model`` defaults to
+    Give ``client`` (an ``openai.AsyncOpenAI``, e.g. the serving layer's
+    ``Router.openai_client()``), ``client_factory`` (a callable returning one, called lazily inside
+    the event loop that will use it — routers are bound to one loop) or ``base_url``
+    (``http://host:port/v1``). ``model`` defaults to
     the first model the server lists. ``knowledge`` is the epoch snapshot whose digest goes into
     the prompt prefix and which ranks the fallback rules.
     """
@@ -128,6 +130,7 @@ class LLMPolicy:
         self,
         *,
         client: Any | None = None,
+        client_factory: Callable[[], Any] | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
         model: str | None = None,
@@ -137,9 +140,10 @@ class LLMPolicy:
         photoz: bool = False,
         base_config: FitConfig | None = None,
     ) -> None:
-        if client is None and base_url is None:
-            raise ValueError("LLMPolicy needs a client or a base_url")
+        if client is None and base_url is None and client_factory is None:
+            raise ValueError("LLMPolicy needs a client, a client_factory or a base_url")
         self._client = client
+        self._client_factory = client_factory
         self._own_client = client is None
         self.base_url = base_url
         self.api_key = api_key
@@ -174,7 +178,9 @@ class LLMPolicy:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
+        if self._client is None and self._client_factory is not None:
+            self._client = self._client_factory()
+        elif self._client is None:
             import openai
 
             self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or "EMPTY",

@@ -141,6 +141,20 @@ class CampaignPaths:
     def knowledge_delta(self, partition_id: int) -> Path:
         return self.knowledge_dir / f"delta-{partition_id:09d}.json"
 
+    @property
+    def summaries_dir(self) -> Path:
+        """Per-partition task summaries (where the time went, fallbacks by reason; read by the report)."""
+        return self.root / "summaries"
+
+    def partition_summary(self, partition_id: int) -> Path:
+        return self.summaries_dir / f"partition-{partition_id:09d}.json"
+
+    @property
+    def llm_dir(self) -> Path:
+        """One sub-directory per node (host name) for the node's LLM service: logs, service.json,
+        accounting.json (sedscale.serve.node)."""
+        return self.root / "llm"
+
 
 def default_campaign_dir(catalog: str | Path, workflow_name: str, root: Path | None = None) -> Path:
     """``checkpoints/<catalog stem>-<workflow>`` under the current directory (DESIGN.md section 2)."""
