@@ -68,6 +68,15 @@ def _clean_tmp(paths: CampaignPaths) -> None:
     paths.tmp_dir.mkdir(parents=True, exist_ok=True)
 
 
+def _stop_node_services(paths: CampaignPaths) -> None:
+    """Ask the per-node LLM services this run's workers started to stop (they also stop by
+    themselves once no worker of theirs is alive; this makes it prompt)."""
+    if paths.llm_dir.is_dir():
+        from sedscale.serve.node import request_stop
+
+        request_stop(paths.llm_dir)
+
+
 def run_campaign(
     root: str | Path,
     site: SiteConfig,
@@ -136,6 +145,7 @@ def run_campaign(
             finally:
                 if own_engine:
                     engine.shutdown()
+                _stop_node_services(paths)
         report.partitions_left = len(plan_resume(paths, meta.n_partitions, verify="none").pending)
         record.finished_at = time.time()
         record.write(paths)

@@ -1,0 +1,442 @@
+"""One LLM service per node, shared by every worker on it, started lazily behind a node-local lock.
+
+Why lazily, from the workers: Parsl pastes ``worker_init`` once into a block's batch script, so
+it runs on the block's *first* node only, and a dask-jobqueue job script likewise runs once. A
+service started there would serve one node of a multi-node block. Instead, the first task that
+needs the LLM on a node starts the node's service as a detached daemon; every other worker on the
+node waits on the same lock and connects to it. This works the same under Parsl and Dask, with
+``srun``, ``mpiexec`` or no launcher, on Slurm, PBS or a laptop, because it only relies on what
+every node has: a host name and a local ``/tmp``.
+
+Layout under ``root`` (a campaign's ``llm/`` directory, on the shared file system)::
+
+    root/<host>/daemon.json      daemon pid, process start time, state (starting|ready|stopping|stopped|failed)
+    root/<host>/service.json     instance URLs and model (written by LLMService; read by connect())
+    root/<host>/api_key          the service's key (0600)
+    root/<host>/accounting.json  allocated/busy device-seconds and /metrics token totals, refreshed
+    root/<host>/clients/<pid>    one file per worker process that uses the service
+    root/<host>/starts.log       one line per daemon start (how tests count services per node)
+    root/<host>/daemon.log       the daemon's own log; vllm-<i>.log beside it
+    root/stop                    written by the driver when a run ends: daemons started before it stop
+
+The lock lives in node-local ``$TMPDIR`` (flock on parallel file systems is not always enabled,
+and the lock must be per node anyway). The daemon runs in its own session so a worker killed by
+Parsl or the scheduler does not take the shared service with it; it stops when (a) the driver
+writes ``root/stop``, (b) none of its registered client processes has been alive for
+``idle_grace_s`` (the block is gone), or (c) it receives SIGTERM/SIGINT. Where Slurm tracks
+processes by cgroup, the end of the job also ends it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sedscale.serve.errors import ServeError
+from sedscale.serve.settings import LLMSettings
+
+log = logging.getLogger("sedscale.serve.node")
+
+DEFAULT_IDLE_GRACE_S = 60.0
+ACCOUNTING_EVERY_S = 5.0
+STOP_FILE = "stop"
+
+# ------------------------------------------------------------------------------------ processes
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of ``/proc/PID/stat`` (clock ticks since boot), or None if the process is gone or a
+    zombie. Pairs (pid, start time) identify a process even after its pid is reused."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def process_alive(pid: int, start_time: int | None) -> bool:
+    """True if ``pid`` runs, is not a zombie, and (when given) started at ``start_time``."""
+    now = process_start_time(pid)
+    return now is not None and (start_time is None or now == start_time)
+
+
+# ---------------------------------------------------------------------------------------- files
+
+
+def node_dir(root: Path, host: str | None = None) -> Path:
+    """The directory of one node's service under ``root``."""
+    return Path(root) / (host or socket.gethostname())
+
+
+def _lock_path(run_dir: Path) -> Path:
+    digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"sedscale-{os.getuid()}"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder / f"llm-{digest}.lock"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class _NodeLock:
+    """An exclusive ``flock`` on the node-local lock file of one service directory."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = _lock_path(run_dir)
+        self._fd: int | None = None
+
+    def __enter__(self) -> "_NodeLock":
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+
+# --------------------------------------------------------------------------------------- client
+
+
+@dataclass(frozen=True)
+class NodeService:
+    """A handle on the node's running service (what a worker keeps)."""
+
+    run_dir: Path
+    model: str
+    daemon_pid: int
+    daemon_start_time: int
+
+    def alive(self) -> bool:
+        """The daemon still runs (the same process, not a reused pid)."""
+        return process_alive(self.daemon_pid, self.daemon_start_time)
+
+    def router(self, **kwargs: Any) -> Any:
+        """A :class:`~sedscale.serve.router.Router` over the node's instances (one per event loop)."""
+        from sedscale.serve.service import connect
+
+        return connect(self.run_dir, **kwargs)
+
+    def openai_client(self) -> Any:
+        """An ``openai.AsyncOpenAI`` routed over the node's instances; closing it closes the router.
+
+        Call it inside the event loop that will use it (``LLMPolicy(client_factory=...)`` does).
+        """
+        router = self.router()
+        client = router.openai_client()
+        close_client = client.close
+
+        async def close() -> None:
+            await close_client()
+            await router.aclose()
+
+        client.close = close  # type: ignore[method-assign]
+        return client
+
+
+_HANDLES: dict[str, NodeService] = {}
+
+
+def _live_daemon(run_dir: Path) -> dict[str, Any] | None:
+    """The daemon record if a daemon runs for ``run_dir`` on this node (any state), else None."""
+    record = _read_json(run_dir / "daemon.json")
+    if not record or record.get("host") != socket.gethostname():
+        return None
+    if not process_alive(int(record["pid"]), record.get("start_time")):
+        return None
+    return record
+
+
+def _register_client(run_dir: Path, pid: int) -> None:
+    """Record ``pid`` (with its start time) as a user of the service; the daemon watches these."""
+    clients = run_dir / "clients"
+    clients.mkdir(parents=True, exist_ok=True)
+    path = clients / str(pid)
+    start = process_start_time(pid)
+    if not path.exists() or path.read_text().strip() != str(start):
+        path.write_text(str(start))
+
+
+def ensure_node_service(
+    settings: LLMSettings,
+    root: Path,
+    *,
+    idle_grace_s: float = DEFAULT_IDLE_GRACE_S,
+    python: str | None = None,
+) -> NodeService:
+    """The node's LLM service under ``root/<host>``, started by this call if none is running.
+
+    Safe to call from every worker of every task: after the first call in a process it costs a
+    ``/proc`` read. Concurrent callers on a node serialize on a node-local lock, so exactly one
+    daemon starts; the others wait for it to be ready and connect. Raises
+    :class:`~sedscale.serve.errors.ServeError` (with the daemon log's tail) if it cannot start.
+    """
+    run_dir = node_dir(root)
+    key = str(run_dir)
+    cached = _HANDLES.get(key)
+    if cached is not None and cached.alive():
+        _register_client(run_dir, os.getpid())
+        return cached
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _NodeLock(run_dir):
+        record = _live_daemon(run_dir)
+        if record is not None and record.get("state") == "stopping":
+            _wait_exit(int(record["pid"]), record.get("start_time"), settings.startup_timeout_s)
+            record = None
+        if record is None or record.get("state") != "ready":
+            if record is not None:  # alive but not ready: a daemon started by a dead caller
+                record = _wait_ready(run_dir, None, int(record["pid"]), record.get("start_time"),
+                                     settings.startup_timeout_s + 60)
+            else:
+                record = _start_daemon(settings, root, run_dir, idle_grace_s, python)
+        _register_client(run_dir, os.getpid())
+    state = _read_json(run_dir / "service.json") or {}
+    handle = NodeService(run_dir, str(state.get("model", settings.served_model_name)), int(record["pid"]),
+                         int(record["start_time"]))
+    _HANDLES[key] = handle
+    return handle
+
+
+def _start_daemon(settings: LLMSettings, root: Path, run_dir: Path, idle_grace_s: float,
+                  python: str | None) -> dict[str, Any]:
+    for stale in ("daemon.json", "service.json"):
+        (run_dir / stale).unlink(missing_ok=True)
+    settings_file = run_dir / "settings.json"
+    _write_json(settings_file, settings.model_dump(mode="json"))
+    with open(run_dir / "daemon.log", "ab") as logf:
+        proc = subprocess.Popen(
+            [python or sys.executable, "-m", "sedscale.serve.node", "--run-dir", str(run_dir),
+             "--settings", str(settings_file), "--stop-file", str(Path(root) / STOP_FILE),
+             "--idle-grace-s", str(idle_grace_s)],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+            close_fds=True,
+        )
+    return _wait_ready(run_dir, proc, proc.pid, None, settings.startup_timeout_s + 60)
+
+
+def _wait_ready(run_dir: Path, proc: subprocess.Popen | None, pid: int, start_time: int | None,
+                timeout_s: float) -> dict[str, Any]:
+    """Poll ``daemon.json`` until the daemon ``pid`` says ready (or fails, exits, or times out)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        record = _read_json(run_dir / "daemon.json")
+        if record and int(record.get("pid", -1)) == pid:
+            if record.get("state") == "ready":
+                return record
+            if record.get("state") in ("failed", "stopped"):
+                raise ServeError(f"the node's LLM service failed to start: {record.get('error', '?')}; "
+                                 f"log {run_dir / 'daemon.log'}:\n{_tail(run_dir / 'daemon.log')}")
+        exited = proc.poll() is not None if proc is not None else not process_alive(pid, start_time)
+        if exited:
+            raise ServeError(f"the node's LLM service daemon (pid {pid}) exited before it was ready; "
+                             f"log {run_dir / 'daemon.log'}:\n{_tail(run_dir / 'daemon.log')}")
+        if time.monotonic() > deadline:
+            raise ServeError(f"the node's LLM service (pid {pid}) was not ready within {timeout_s:.0f} s; "
+                             f"see {run_dir / 'daemon.log'}")
+        time.sleep(0.5)
+
+
+def _wait_exit(pid: int, start_time: int | None, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while process_alive(pid, start_time):
+        if time.monotonic() > deadline:
+            raise ServeError(f"the node's previous LLM service (pid {pid}) did not stop within {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def request_stop(root: Path) -> None:
+    """Ask every node's daemon under ``root`` that started before now to stop (end of a run)."""
+    root = Path(root)
+    if root.is_dir():
+        _write_json(root / STOP_FILE, {"at": time.time(), "pid": os.getpid(), "host": socket.gethostname()})
+
+
+def services_on_host(root: Path, host: str | None = None) -> list[dict[str, Any]]:
+    """The daemon records of ``host`` under ``root`` that are still alive (for tests and status)."""
+    record = _live_daemon(node_dir(root, host))
+    return [record] if record else []
+
+
+# --------------------------------------------------------------------------------------- daemon
+
+
+class NodeDaemon:
+    """Runs the node's :class:`~sedscale.serve.service.LLMService` until nobody needs it."""
+
+    def __init__(self, settings: LLMSettings, run_dir: Path, stop_file: Path, idle_grace_s: float) -> None:
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+        self.stop_file = Path(stop_file)
+        self.idle_grace_s = idle_grace_s
+        self.started_at = time.time()
+        self.ready_at: float | None = None
+        self.start_time = process_start_time(os.getpid())
+        self._signalled = threading.Event()
+        self._service: Any = None
+        self._metrics_total: dict[str, float] = {}
+        self._last_metrics: Any = None
+
+    def _record(self, state: str, **extra: Any) -> None:
+        _write_json(self.run_dir / "daemon.json", {
+            "pid": os.getpid(), "start_time": self.start_time, "host": socket.gethostname(), "state": state,
+            "started_at": self.started_at, "ready_at": self.ready_at, "updated_at": time.time(), **extra})
+
+    def run(self) -> int:
+        from sedscale.serve.service import LLMService
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._signalled.set())
+        self._record("starting")
+        with open(self.run_dir / "starts.log", "a") as fh:
+            fh.write(f"{self.started_at:.3f} pid={os.getpid()} host={socket.gethostname()}\n")
+        self._service = LLMService(self.settings, run_dir=self.run_dir)
+        try:
+            self._service.start()
+        except BaseException as exc:  # noqa: BLE001 — recorded for the waiting workers
+            self._record("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            log.exception("LLM service failed to start")
+            return 1
+        self.ready_at = time.time()
+        self._record("ready")
+        log.warning("LLM service ready on %s: %s", socket.gethostname(), self._service.base_urls)
+        reason = "signal"
+        try:
+            reason = self._watch()
+        finally:
+            self._record("stopping", reason=reason)
+            self._write_accounting()
+            self._service.stop()
+            self._write_accounting(stopped=True)
+            self._record("stopped", reason=reason)
+        log.warning("LLM service stopped (%s)", reason)
+        return 0
+
+    def _watch(self) -> str:
+        last_client_seen = time.monotonic()
+        next_accounting = 0.0
+        while not self._signalled.wait(1.0):
+            now = time.monotonic()
+            if self._stop_requested():
+                return "the driver asked every node to stop (end of run)"
+            if self._clients_alive():
+                last_client_seen = now
+            elif now - last_client_seen > self.idle_grace_s:
+                return f"no worker has used the service for {self.idle_grace_s:.0f} s"
+            if now >= next_accounting:
+                self._write_accounting()
+                next_accounting = now + ACCOUNTING_EVERY_S
+        return "signal"
+
+    def _stop_requested(self) -> bool:
+        try:
+            return self.stop_file.stat().st_mtime > self.started_at
+        except OSError:
+            return False
+
+    def _clients_alive(self) -> bool:
+        folder = self.run_dir / "clients"
+        if not folder.is_dir():
+            return False
+        alive = False
+        for path in folder.iterdir():
+            try:
+                pid, start = int(path.name), int(path.read_text().strip() or 0) or None
+            except (OSError, ValueError):
+                continue
+            if process_alive(pid, start):
+                alive = True
+            else:
+                path.unlink(missing_ok=True)
+        return alive
+
+    def _scrape(self) -> None:
+        service = self._service
+        try:
+            now = service.metrics()
+        except Exception:  # noqa: BLE001 — an instance down for a moment loses one sample
+            return
+        if self._last_metrics is not None:
+            delta = now - self._last_metrics
+            for name in ("prompt_tokens", "generation_tokens", "prompt_tokens_cached", "requests_finished"):
+                self._metrics_total[name] = self._metrics_total.get(name, 0.0) + getattr(delta, name)
+        else:
+            for name in ("prompt_tokens", "generation_tokens", "prompt_tokens_cached", "requests_finished"):
+                self._metrics_total[name] = getattr(now, name)
+        self._last_metrics = now
+
+    def _write_accounting(self, stopped: bool = False) -> None:
+        service = self._service
+        if service is None:
+            return
+        if not stopped:
+            self._scrape()
+        now = time.time()
+        s = self.settings
+        busy_instance_s = float(sum(service.sampled_busy_s()))
+        totals = self._metrics_total
+        _write_json(self.run_dir / "accounting.json", {
+            "host": socket.gethostname(), "daemon_pid": os.getpid(), "instances": s.instances_per_node,
+            "devices_per_instance": s.devices_per_instance, "devices_per_node": s.devices_per_node,
+            "started_at": self.started_at, "ready_at": self.ready_at, "updated_at": now,
+            "stopped_at": now if stopped else None,
+            "allocated_gpu_s": s.devices_per_node * (now - self.started_at),
+            "busy_instance_s": busy_instance_s, "busy_gpu_s": busy_instance_s * s.devices_per_instance,
+            "metrics": {"prompt_tokens": totals.get("prompt_tokens", 0.0),
+                        "generation_tokens": totals.get("generation_tokens", 0.0),
+                        "prompt_tokens_cached": totals.get("prompt_tokens_cached", 0.0),
+                        "requests": totals.get("requests_finished", 0.0)},
+        })
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sedscale.serve.node --run-dir D --settings F --stop-file S`` (started by
+    :func:`ensure_node_service`, not by hand; use ``sedscale serve`` for a foreground service)."""
+    ap = argparse.ArgumentParser(prog="python -m sedscale.serve.node", description=main.__doc__)
+    ap.add_argument("--run-dir", type=Path, required=True)
+    ap.add_argument("--settings", type=Path, required=True)
+    ap.add_argument("--stop-file", type=Path, required=True)
+    ap.add_argument("--idle-grace-s", type=float, default=DEFAULT_IDLE_GRACE_S)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = LLMSettings.model_validate_json(args.settings.read_text())
+    return NodeDaemon(settings, args.run_dir, args.stop_file, args.idle_grace_s).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
