@@ -99,6 +99,19 @@ def create_from_manifest(
     return final
 
 
+def check_llm_reachable(workflow: Any, site: Any) -> None:
+    """Policy ``llm`` needs a server: the workflow's ``llm_url`` or the site's per-node service.
+
+    Checked at submit, so a campaign is not planned only for every task to fail on a compute node.
+    """
+    from sedscale.errors import ConfigError
+
+    if getattr(workflow, "policy", None) == "llm" and not getattr(workflow, "llm_url", None) \
+            and getattr(site, "llm", None) is None:
+        raise ConfigError(f"policy 'llm' needs an LLM: pass --llm-url URL (an OpenAI-compatible server) or "
+                          f"use a site with an llm: section (site {site.name!r} has llm: null)")
+
+
 def create_campaign(
     root: Path,
     catalog_spec: list[str],
@@ -115,6 +128,7 @@ def create_campaign(
     from sedscale.catalog.source import open_catalog
 
     refuse_existing(root)
+    check_llm_reachable(workflow, site)
     source = open_catalog(catalog_spec if len(catalog_spec) > 1 else catalog_spec[0])
     profile = load_profile(profile_spec, source.schema, source=str(source.paths[0]))
     manifest = plan_partitions(source, rows_per_partition)

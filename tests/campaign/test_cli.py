@@ -79,3 +79,12 @@ def test_status_json_and_export_of_a_partly_done_campaign(tmp_path: Path) -> Non
     proc = _sedscale("export", str(paths.root), "-o", str(tmp_path / "o.parquet"))
     assert proc.returncode == 0, proc.stderr
     assert pq.read_table(tmp_path / "o.parquet").num_rows == 30
+
+
+def test_policy_llm_without_a_server_is_refused_before_planning(tmp_path: Path) -> None:
+    catalog = write(clean_columns(50), tmp_path / "cat.parquet")
+    proc = _sedscale("submit", str(catalog), "--site", "local", "--policy", "llm", "--campaign",
+                     str(tmp_path / "camp"), cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr  # unusable configuration
+    assert "--llm-url" in proc.stderr and "llm: null" in proc.stderr
+    assert not (tmp_path / "camp").exists()
