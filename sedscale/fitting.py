@@ -149,7 +149,8 @@ def fit_table(
     test = acceptance_test(options)
     kb = knowledge if knowledge is not None else KnowledgeBase()
     delta = KnowledgeBase()
-    summary: dict[str, Any] = {"triage_failed": 0, "agent_accepted": 0, "fallbacks": {}}
+    summary: dict[str, Any] = {"triage_failed": 0, "agent_accepted": 0, "fallbacks": {},
+                               "triage_fit_s": 0.0, "agent_s": 0.0, "llm_wait_s": 0.0, "refit_s": 0.0}
 
     q = outcome.quarantine
     if q.num_rows:
@@ -170,7 +171,9 @@ def fit_table(
         ri = sub.row_index
         t0 = time.perf_counter()
         res = fit_photometry(sub, options.fit_config, photoz=zmode, cache_dir=options.cache_dir)
-        cols["fit_seconds"][ri] = (time.perf_counter() - t0) / len(sub)
+        triage_s = time.perf_counter() - t0
+        summary["triage_fit_s"] += triage_s
+        cols["fit_seconds"][ri] = triage_s / len(sub)
         cols["source_id"][ri] = sub.source_id
         cols["n_bands"][ri] = sub.n_bands_observed
         fitted = np.asarray(res.fitted, bool) & np.isfinite(np.asarray(res.chi2_red, float))
@@ -182,9 +185,11 @@ def fit_table(
             extra = {"z_phot": np.asarray(res.z_phot, float), "z_phot_err": np.asarray(res.z_phot_err, float)}
         policy = make_policy(options, kb, photoz=zmode)
         if policy is not None and (~accepted & fitted).any():
+            t_agent = time.perf_counter()
             agent = run_agent(sub, res, options.fit_config, policy, partition_id=partition_id,
                               budgets=agent_budgets(options), knowledge=kb, acceptance=test, photoz=zmode,
                               cache_dir=options.cache_dir, seed=options.seed)
+            summary["agent_s"] += time.perf_counter() - t_agent
             acols = agent.columns()
             accepted = np.asarray(acols["accepted"], bool)
             chi2 = np.asarray(acols["chi2_red"], float)
@@ -205,6 +210,8 @@ def fit_table(
             summary["agent_accepted"] += int(s.get("agent_accepted", 0))
             for reason, count in (s.get("fallbacks") or {}).items():
                 summary["fallbacks"][reason] = summary["fallbacks"].get(reason, 0) + int(count)
+            summary["llm_wait_s"] += float(s.get("llm_wait_s", 0.0) or 0.0)
+            summary["refit_s"] += float(s.get("refit_s", 0.0) or 0.0)
         else:
             summary["triage_failed"] += int(np.sum(~accepted & fitted))
         cols["chi2_red"][ri] = chi2

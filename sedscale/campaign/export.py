@@ -5,6 +5,10 @@ which is deterministic and independent of which engine, worker or retry committe
 Export streams one partition at a time (memory stays one partition), verifies each partition's
 chunk checksums against its done-marker before trusting it, and refuses when any partition is
 not committed or does not check out — it never writes a silently incomplete file.
+
+``gpu_seconds`` is filled here, not at commit: each node's LLM busy GPU-seconds (from
+``llm/<host>/accounting.json``) are split over the sources committed on that node by their share of
+tokens (:mod:`sedscale.campaign.attribution`). Without node accounting the committed value (0) stays.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from sedscale.campaign.attribution import GpuAttribution, build_attribution
 from sedscale.campaign.fsutil import fsync_dir
 from sedscale.campaign.manifest import partition_sizes
 from sedscale.campaign.meta import read_meta
@@ -23,8 +28,10 @@ from sedscale.errors import CampaignError
 from sedscale.results import RESULTS_SCHEMA
 
 
-def export_campaign(root: str | Path, out: str | Path, *, verify: str = "checksum") -> int:
-    """Write every committed row to ``out`` (Parquet); returns the number of rows."""
+def export_campaign(root: str | Path, out: str | Path, *, verify: str = "checksum",
+                    attribution: GpuAttribution | None = None) -> int:
+    """Write every committed row to ``out`` (Parquet), ``gpu_seconds`` attributed from the nodes'
+    LLM accounting; returns the number of rows."""
     paths = CampaignPaths.at(root)
     meta = read_meta(paths)
     plan = plan_resume(paths, meta.n_partitions, verify=verify)  # type: ignore[arg-type]
@@ -37,6 +44,8 @@ def export_campaign(root: str | Path, out: str | Path, *, verify: str = "checksu
             f"finish them with `sedscale resume {paths.root}` first"
         )
     sizes = partition_sizes(paths)
+    if attribution is None:
+        attribution = build_attribution(paths, plan.markers.values(), meta)
     reader = ResultsReader(paths.results_zarr)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +56,7 @@ def export_campaign(root: str | Path, out: str | Path, *, verify: str = "checksu
             marker = plan.markers[pid]
             if marker.n_rows != sizes[pid]:
                 raise CampaignError(f"{paths.root}: partition {pid} committed {marker.n_rows} rows, the plan has {sizes[pid]}")
-            table = reader.read_partition(pid, sizes[pid])
+            table = attribution.apply(pid, reader.read_partition(pid, sizes[pid]))
             if table.num_rows:
                 writer.write_table(table)
             rows += table.num_rows

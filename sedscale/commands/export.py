@@ -16,9 +16,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the results in input order, each partition checked against its done-marker.
 
-        Refuses (exit 4) while any partition is uncommitted or does not check out.
+        Refuses (exit 4) while any partition is uncommitted or does not check out. ``gpu_seconds``
+        is attributed from each node's LLM busy time by tokens (docs/REPORT.md); the line after
+        the row count says where the GPU-seconds came from, or why they are 0.
         """
+        from sedscale.campaign.attribution import build_attribution
         from sedscale.campaign.export import export_campaign
+        from sedscale.campaign.meta import read_meta
+        from sedscale.campaign.paths import CampaignPaths
+        from sedscale.campaign.state import load_markers
 
-        rows = export_campaign(campaign, output, verify=verify)
+        paths = CampaignPaths.at(campaign)
+        meta = read_meta(paths)
+        attribution = build_attribution(paths, load_markers(paths).values(), meta)
+        rows = export_campaign(campaign, output, verify=verify, attribution=attribution)
         typer.echo(f"{rows} rows -> {output}")
+        typer.echo(f"gpu_seconds: {attribution.note}")

@@ -46,7 +46,12 @@ def register(app: typer.Typer) -> None:
         t.add_row("tokens / source", f"{rep['tokens_per_source']:,.1f}")
         t.add_row("GPU-hours allocated / busy", f"{rep['gpu_hours_allocated']:.4g} / {rep['gpu_hours_busy']:.4g}")
         t.add_row("GPU-hours / source", f"{rep['gpu_hours_per_source']:.3g}")
+        t.add_row("node-hours", f"{rep['node_hours']:.4g} ({rep['allocation']['basis']})")
         t.add_row("", rep["gpu_note"])
+        fb = rep["per_policy"]["fallbacks_by_reason"] or {}
+        t.add_row("agent fallbacks", ", ".join(f"{k} {v:,}" for k, v in fb.items()) or "none")
+        b = rep["time"]["breakdown"]["seconds"]
+        t.add_row("where the time went", ", ".join(f"{k} {v:,.1f} s" for k, v in b.items() if v > 0) or "-")
         t.add_row("wall", f"{rep['wall_seconds']:,.1f} s, {rep['sources_per_second'] or 0:,.1f} sources/s")
         for p in rep["projection"]["sites"]:
             if "error" in p:

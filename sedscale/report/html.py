@@ -20,6 +20,21 @@ from sedscale.report.summary import CampaignData, throughput_series
 
 PLOT_NAMES = ("throughput", "chi2", "tokens", "parameters", "gpu_hours", "time")
 
+#: (breakdown key, label, colour) of the "where the time went" plot, in task order.
+TIME_PARTS = (
+    ("read", "read rows", "C2"),
+    ("llm_service_start", "LLM service start", "C4"),
+    ("triage_fit", "triage fit", "C0"),
+    ("fit_table_unsplit", "fit (not split)", "C0"),
+    ("agent_llm_wait", "agent: LLM wait", "C3"),
+    ("agent_refit", "agent: re-fit", "C9"),
+    ("agent_other", "agent: other", "C1"),
+    ("validate_and_results", "validate + results", "C5"),
+    ("commit", "commit", "C6"),
+    ("tasks_without_summary", "tasks w/o summary", "C8"),
+    ("scheduling_idle", "scheduling / idle", "C7"),
+)
+
 
 def _png(draw: Callable[[Any], None], *, size: tuple[float, float] = (6.0, 3.6)) -> str:
     import matplotlib
@@ -150,15 +165,16 @@ def _plots(data: CampaignData, rep: dict[str, Any]) -> dict[str, tuple[str, str]
     def time_(fig: Any) -> None:
         ax = fig.add_subplot(111)
         t = rep["time"]
-        parts = [("fit\n(fit_seconds column)", t["fit_seconds"]), ("task other\n(read, validate, agent, commit)",
-                 t["task_other_seconds"]), ("driver other\n(plan, start-up, scheduling)", t["driver_other_seconds"])]
-        if sum(v for _, v in parts) <= 0:
+        b = t["breakdown"]["seconds"]
+        parts = [(label, b.get(key, 0.0), color) for key, label, color in TIME_PARTS]
+        parts = [p for p in parts if p[1] > 0 or p[0] in ("triage fit", "commit")]
+        if sum(p[1] for p in parts) <= 0:
             return _empty(ax, "no time recorded")
-        ax.barh([p[0] for p in parts], [p[1] for p in parts], color=["C0", "C1", "C7"])
-        ax.set_xlabel("seconds (task time summed over workers)")
+        ax.barh([p[0] for p in parts][::-1], [p[1] for p in parts][::-1], color=[p[2] for p in parts][::-1])
+        ax.set_xlabel("worker-seconds (task time summed over workers)")
         ax.tick_params(labelsize=7)
-        ax.set_title(f"wall {t['wall_seconds']:.1f} s, task {t['task_seconds']:.1f} s, {t['workers_seen']} worker(s)",
-                     fontsize=9)
+        ax.set_title(f"wall {t['wall_seconds']:.1f} s, task {t['task_seconds']:.1f} s, {t['workers_seen']} worker(s); "
+                     f"{t['breakdown']['partitions_with_summary']} partition summaries", fontsize=8)
 
     out["time"] = ("Where the time went", _png(time_))
     return out
@@ -217,6 +233,32 @@ def render_html(data: CampaignData, rep: dict[str, Any]) -> str:
         ("accepted after agent", rep["acceptance"]["accepted_after_agent"]),
     ])
     reasons = _table(sorted(rep["quarantine_reasons"].items()) or [("(none)", 0)])
+    pp = rep["per_policy"]
+    fallbacks = _table(sorted((pp.get("fallbacks_by_reason") or {}).items()) or [("(none)", 0)])
+    acc = rep["acceptance"]
+    acceptance = _table([
+        ("fitted", acc["fitted"]), ("accepted by the triage fit (no agent)", acc["accepted_before_agent"]),
+        ("accepted after the agent (all)", acc["accepted_after_agent"]),
+        ("triage fit failed the test (task summaries)", acc.get("triage_failed", 0)),
+        ("of those, accepted after the agent (task summaries)", acc.get("agent_accepted", 0)),
+    ])
+    alloc = rep["allocation"]
+    alloc_rows = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in (
+        r["run_id"] or "?", r["site"], r["scheduler"], r["nodes"], r["nodes_seen"], r["wall_seconds"], r["node_hours"],
+        r["gpu_hours_allocated"], r["basis"])) + "</tr>" for r in alloc["runs"])
+    allocation_html = ("<table><tr><th>run</th><th>site</th><th>scheduler</th><th>nodes</th><th>nodes seen</th>"
+                       "<th>wall s</th><th>node-hours</th><th>GPU-hours allocated</th><th>basis</th></tr>"
+                       + alloc_rows + "</table>")
+    ga = rep.get("gpu_attribution") or {"hosts": [], "note": ""}
+    host_rows = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in (
+        h["host"], h["services"], h["devices_per_node"], h["busy_instance_s"], h["busy_gpu_s"], h["tokens"],
+        h["attributed_gpu_s"])) + "</tr>" for h in ga["hosts"])
+    attribution_html = ("<table><tr><th>host</th><th>LLM services</th><th>devices</th><th>busy instance-s</th>"
+                        "<th>busy GPU-s</th><th>tokens of its sources</th><th>attributed GPU-s</th></tr>"
+                        + (host_rows or "<tr><td colspan=7>(no node LLM accounting)</td></tr>") + "</table>"
+                        f"<p>{html.escape(ga['note'])}</p>")
+    tb = rep["time"]["breakdown"]
+    time_table = _table([(label, tb["seconds"].get(key, 0.0)) for key, label, _ in TIME_PARTS])
     proj_rows = []
     for p in rep["projection"]["sites"]:
         if "error" in p:
@@ -252,6 +294,11 @@ def render_html(data: CampaignData, rep: dict[str, Any]) -> str:
 <p class="note">{html.escape(rep['gpu_note'])}</p>
 <h2>Summary</h2>{summary}
 <h2>Quarantine reasons</h2>{reasons}
+<h2>Acceptance before / after the agent</h2>{acceptance}
+<h2>Agent fallbacks by reason</h2>{fallbacks}<p>{html.escape(pp.get("fallbacks_note", ""))}</p>
+<h2>Allocation (node-hours, GPU-hours)</h2>{allocation_html}<p>{html.escape(alloc["basis"])}</p>
+<h2>GPU-seconds attributed per node</h2>{attribution_html}
+<h2>Where the time went ({html.escape(tb["unit"])})</h2>{time_table}<p>{html.escape(tb["note"])}</p>
 <h2>Projection to {rep['projection']['sources']:.3g} sources</h2>{proj}
 <p>Inputs and their basis (measured on this machine vs assumed):</p><ul>{basis}</ul>
 <h3>Reference points of the seed (not measured here)</h3>{refs}

@@ -8,11 +8,17 @@ Inputs, all read-only (safe while nothing runs; a running campaign is reported a
 * the run records ``state/runs/*.json`` (``started_at``, ``finished_at`` of each driver run);
 * ``campaign.json`` (site shape, workflow, policy).
 
+* the per-partition task summaries ``summaries/partition-*.json`` (fallbacks by reason, agent
+  counts, where the task's time went), trusted only when written by the run that committed;
+* the per-node LLM accounting ``llm/<host>/accounting*.json`` (busy GPU-seconds, attributed to
+  sources by tokens: :mod:`sedscale.campaign.attribution`).
+
 Wall time is the sum over driver runs of ``finished_at - started_at`` (a run that never recorded its
-end — killed — counts up to its last commit). GPU-hours *allocated* = devices of the campaign's
-site × nodes (1 for a local run) × wall time; GPU-hours *busy* = the sum of the per-source
-``gpu_seconds`` the serving layer attributed. A CPU-only site allocates no GPU: both are 0 and
-``gpu_note`` says so. Nothing here invents a GPU figure for a machine that had none; GPU costs
+end — killed — counts up to its last commit). Node-hours: 1 node for a local run; for a Slurm/PBS
+run ``max_blocks × nodes_per_block`` nodes for the run's wall time — an upper bound, since block
+start/end times are not recorded. GPU-hours *allocated* = the site's ``gpus_per_node`` × node-hours;
+GPU-hours *busy* = the sum of the per-source ``gpu_seconds`` attributed from the nodes' LLM busy
+time. A CPU-only site allocates no GPU: both are 0 and ``gpu_note`` says so. Nothing here invents a GPU figure for a machine that had none; GPU costs
 for other sites come only from the projection, whose assumed inputs are labelled.
 """
 
@@ -72,10 +78,15 @@ class CampaignData:
     partitions_total: int
     partitions_pending: list[int] = field(default_factory=list)
     knowledge_files: int = 0
+    attribution: Any = None  # sedscale.campaign.attribution.GpuAttribution
+    summaries: dict[int, dict] = field(default_factory=dict)  # partition -> task summary (committing run's)
+    summaries_stale: int = 0  # summaries of a run that did not commit the partition (ignored)
 
 
 def load_campaign(root: str | Path, *, verify: str = "size") -> CampaignData:
-    """Read a campaign's committed results, markers and run records (never writes)."""
+    """Read a campaign's committed results, markers, run records, task summaries and node LLM
+    accounting (never writes); ``gpu_seconds`` attributed as ``sedscale export`` does."""
+    from sedscale.campaign.attribution import build_attribution
     from sedscale.campaign.manifest import partition_sizes
     from sedscale.campaign.meta import read_meta
     from sedscale.campaign.paths import CampaignPaths
@@ -89,20 +100,47 @@ def load_campaign(root: str | Path, *, verify: str = "size") -> CampaignData:
     plan = plan_resume(paths, meta.n_partitions, verify=verify)  # type: ignore[arg-type]
     sizes = partition_sizes(paths)
     committed = sorted(plan.done + plan.failed)
+    markers = [plan.markers[p] for p in committed]
+    attribution = build_attribution(paths, markers, meta)
     tables = []
     if committed:
         reader = ResultsReader(paths.results_zarr)
         for pid in committed:
-            tables.append(reader.read_partition(pid, sizes[pid]))
+            tables.append(attribution.apply(pid, reader.read_partition(pid, sizes[pid])))
     results = pa.concat_tables(tables) if tables else RESULTS_SCHEMA.empty_table()
+    summaries, stale = read_summaries(paths, markers)
     knowledge = paths.root / "knowledge"
     return CampaignData(
         root=paths.root, name=meta.name, meta=meta, results=results,
-        markers=[plan.markers[p] for p in committed], runs=read_runs(paths),
+        markers=markers, runs=read_runs(paths),
         partitions_total=meta.n_partitions,
         partitions_pending=sorted(plan.pending + list(plan.corrupt)),
         knowledge_files=sum(1 for _ in knowledge.rglob("*.json")) if knowledge.is_dir() else 0,
+        attribution=attribution, summaries=summaries, summaries_stale=stale,
     )
+
+
+def read_summaries(paths: Any, markers: list[Any]) -> tuple[dict[int, dict], int]:
+    """The task summary of each committed partition, when written by the run that committed it
+    (a summary left by an attempt that never committed describes other work: counted as stale)."""
+    import json
+
+    out: dict[int, dict] = {}
+    stale = 0
+    for m in markers:
+        if m.kind != "done":
+            continue
+        try:
+            doc = json.loads(paths.partition_summary(m.partition_id).read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(doc, dict):
+            continue
+        if doc.get("run_id") is not None and m.run_id and doc.get("run_id") != m.run_id:
+            stale += 1
+            continue
+        out[m.partition_id] = doc
+    return out, stale
 
 
 def _col(t: pa.Table, name: str, dtype: Any = float) -> np.ndarray:
@@ -158,6 +196,129 @@ def throughput_series(data: CampaignData) -> list[tuple[float, int]]:
         acc += n
         out.append((t, acc))
     return out
+
+
+def _run_site(meta_site: dict[str, Any], run_site: str) -> tuple[dict[str, Any], str]:
+    """The site config a run used: the campaign's (``campaign.json``) when the names agree, else
+    the named site loaded now (a resume on another site), else the campaign's with a note."""
+    if not run_site or run_site == meta_site.get("name"):
+        return meta_site, "campaign.json"
+    try:
+        from sedscale.engines.site import load_site
+
+        return _site_dict(load_site(run_site)), f"site '{run_site}' loaded now (run record names it)"
+    except Exception:  # noqa: BLE001 - a site config gone since the run must not sink the report
+        return meta_site, f"site '{run_site}' not loadable now: campaign.json's site used"
+
+
+def allocation(data: CampaignData, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Nodes, node-hours, allocated GPU- and CPU-hours per driver run.
+
+    Local run: 1 node for its wall time. Slurm/PBS run: the engine keeps up to ``max_blocks``
+    blocks of ``nodes_per_block`` nodes; block start/end times are not recorded (the job-id file
+    is cleared when the engine shuts down), so the figure is ``max_blocks × nodes_per_block × run
+    wall time`` — an upper bound (queue wait and blocks never started are counted). ``nodes_seen``
+    (distinct hosts that committed a partition in the run) is a lower bound on the nodes held.
+    """
+    meta_site = dict(data.meta.site or {})
+    if not runs and data.markers:  # no run records: one pseudo-run on the campaign's site
+        runs = [{"run_id": None, "site": meta_site.get("name", "?"), "wall_seconds": wall_time(data)["wall_seconds"]}]
+    out = []
+    node_s = gpu_s = cpu_s = 0.0
+    upper = False
+    for r in runs:
+        site, site_source = _run_site(meta_site, r.get("site") or "")
+        sv = _SiteView(site)
+        sched = str(site.get("scheduler") or "local")
+        wall = float(r.get("wall_seconds") or 0.0)
+        seen = {m.host for m in data.markers if m.host and (r.get("run_id") is None or m.run_id == r.get("run_id"))}
+        if sched == "local":
+            nodes, blocks, per_block = 1, 1, 1
+            basis = "local run: 1 node for the run's wall time"
+        else:
+            so = site.get("scheduler_options") or {}
+            per_block = int(so.get("nodes_per_block") or 1)
+            blocks = int(so.get("max_blocks") or 1)
+            nodes = blocks * per_block
+            upper = True
+            basis = (f"upper bound: {sched} run, max_blocks {blocks} x nodes_per_block {per_block} nodes held for "
+                     "the run's whole wall time (block start/end times are not recorded)")
+        node_s += nodes * wall
+        gpu_s += sv.gpus_per_node * nodes * wall
+        cpu_s += sv.cores_per_node * nodes * wall
+        out.append({"run_id": r.get("run_id"), "site": sv.name, "site_config": site_source, "scheduler": sched,
+                    "blocks": blocks, "nodes_per_block": per_block, "nodes": nodes, "nodes_seen": len(seen),
+                    "gpus_per_node": sv.gpus_per_node, "cores_per_node": sv.cores_per_node, "wall_seconds": wall,
+                    "node_hours": nodes * wall / 3600.0, "gpu_hours_allocated": sv.gpus_per_node * nodes * wall / 3600.0,
+                    "upper_bound": sched != "local", "basis": basis})
+    return {"node_hours": node_s / 3600.0, "gpu_hours_allocated": gpu_s / 3600.0, "cpu_hours_allocated": cpu_s / 3600.0,
+            "nodes": max((r["nodes"] for r in out), default=1), "upper_bound": upper, "runs": out,
+            "basis": ("upper bound (HPC blocks: max_blocks x nodes_per_block x run wall time)" if upper
+                      else "measured: 1 node x wall time of each local run")}
+
+
+def time_breakdown(data: CampaignData, wall: float, workers: int) -> dict[str, Any]:
+    """Where the task time went, in worker-seconds, from the partitions' task summaries.
+
+    Per committed partition with a summary: ``read`` (rows from the catalog), ``llm_service_start``
+    (reaching / starting the node's LLM service), ``triage_fit``, the agent's ``agent_llm_wait``
+    and ``agent_refit`` (wall seconds in which some source waited on the LLM / re-fitted; the two
+    overlap, so when they add up to more than the agent's wall time both are scaled down to fill
+    it — the raw sums and the overlap are in ``agent_raw``) and the rest of the agent (``agent_other``), ``validate_and_results``
+    (fit_table minus triage fit and agent), ``commit`` (task elapsed minus all of that: summary
+    write and the atomic commit). ``tasks_without_summary``: task time of committed partitions
+    with no usable summary. ``scheduling_idle`` = wall × workers − task time: planning, engine
+    start-up, scheduling and idle workers.
+    """
+    b = dict.fromkeys(("read", "llm_service_start", "triage_fit", "agent_llm_wait", "agent_refit", "agent_other",
+                       "validate_and_results", "fit_table_unsplit", "commit", "tasks_without_summary"), 0.0)
+    raw = dict.fromkeys(("agent_s", "llm_wait_s", "refit_s", "overlap_s"), 0.0)
+    for m in data.markers:
+        doc = data.summaries.get(m.partition_id)
+        if doc is None:
+            b["tasks_without_summary"] += float(m.elapsed_s)
+            continue
+        tm = doc.get("timings") or {}
+        read, llm, ft = (float(tm.get(k, 0.0) or 0.0) for k in ("read_s", "llm_service_s", "fit_table_s"))
+        b["read"] += read
+        b["llm_service_start"] += llm
+        if "triage_fit_s" in doc:
+            tri, ag = float(doc.get("triage_fit_s") or 0.0), float(doc.get("agent_s") or 0.0)
+            wait, refit = float(doc.get("llm_wait_s") or 0.0), float(doc.get("refit_s") or 0.0)
+            b["triage_fit"] += tri
+            raw["agent_s"] += ag
+            raw["llm_wait_s"] += wait
+            raw["refit_s"] += refit
+            raw["overlap_s"] += max(0.0, wait + refit - ag)
+            f = min(1.0, ag / (wait + refit)) if wait + refit > 0 else 1.0  # LLM wait and re-fits overlap
+            b["agent_llm_wait"] += wait * f
+            b["agent_refit"] += refit * f
+            b["agent_other"] += max(0.0, ag - (wait + refit) * f)
+            b["validate_and_results"] += max(0.0, ft - tri - ag)
+        else:  # a summary written before fit_table recorded its split
+            b["fit_table_unsplit"] += ft
+        b["commit"] += max(0.0, float(m.elapsed_s) - read - llm - ft)
+    task = float(sum(m.elapsed_s for m in data.markers))
+    b["scheduling_idle"] = max(0.0, wall * workers - task)
+    return {"unit": "worker-seconds", "seconds": b, "agent_raw": raw,
+            "partitions_with_summary": len(data.summaries),
+            "partitions_without_summary": sum(1 for m in data.markers if m.partition_id not in data.summaries),
+            "summaries_stale": data.summaries_stale,
+            "llm_wait_recorded": any("llm_wait_s" in d for d in data.summaries.values()),
+            "note": ("task-summed seconds (parallel workers add up); scheduling_idle = wall x workers seen - task "
+                     "time (planning, engine start-up, scheduling, idle workers)")}
+
+
+def summary_counts(data: CampaignData) -> dict[str, Any]:
+    """Fallbacks by reason and the agent's counts summed over the partitions' task summaries."""
+    fallbacks: Counter[str] = Counter()
+    tot = {"triage_failed": 0, "agent_accepted": 0, "rows": 0, "fitted": 0, "quarantined": 0, "failed": 0}
+    for doc in data.summaries.values():
+        for reason, count in (doc.get("fallbacks") or {}).items():
+            fallbacks[str(reason)] += int(count or 0)
+        for k in tot:
+            tot[k] += int(doc.get(k, 0) or 0)
+    return {"fallbacks_by_reason": dict(sorted(fallbacks.items())), **tot}
 
 
 def _site_capacity(site: Any, *, name: str, measured_rate: Optional[float]) -> SiteCapacity:
@@ -221,15 +382,21 @@ def build_report(root: str | Path, *, sites: tuple[str, ...] = ("frontier",), no
     workflow = data.meta.workflow or {}
     policy = str(workflow.get("policy", "?"))
     gpus = site.gpus_per_node
-    nodes_used = 1  # local runs; HPC block accounting is recorded by the engine (not yet)
-    gpu_alloc_h = gpus * nodes_used * wall / 3600.0
+    alloc = allocation(data, wt["runs"])
+    nodes_used = alloc["nodes"]
+    gpu_alloc_h = alloc["gpu_hours_allocated"]
     gpu_busy_h = float(gpu_s.sum()) / 3600.0
-    if gpus == 0:
+    att = data.attribution
+    att_note = att.note if att is not None else "no attribution (campaign data built without it)"
+    if gpu_alloc_h == 0 and gpus == 0:
         gpu_note = (f"CPU-only run: site '{site.name}' has no GPU, so no GPU-hours were allocated or used; "
-                    "GPU figures for other sites are projections (below), not measurements")
+                    "GPU figures for other sites are projections (below), not measurements. "
+                    f"Per-source GPU-seconds: {att_note}")
     else:
-        gpu_note = (f"allocated = {gpus} GPU(s) x {nodes_used} node(s) x wall time; "
-                    "busy = sum of per-source gpu_seconds attributed by tokens from the servers' busy time")
+        gpu_note = (f"allocated = GPUs per node x nodes x wall time ({alloc['basis']}); "
+                    "busy = sum of per-source gpu_seconds attributed by tokens from the nodes' LLM busy time: "
+                    f"{att_note}")
+    sums = summary_counts(data)
 
     task_seconds = float(sum(m.elapsed_s for m in data.markers))
     fit_seconds = float(fit_s.sum())
@@ -262,8 +429,10 @@ def build_report(root: str | Path, *, sites: tuple[str, ...] = ("frontier",), no
         "agent_accepted": int((accepted & agent).sum()),
         "agent_acceptance_fraction": _finite(float((accepted & agent).sum()) / n_agent) if n_agent else None,
         "knowledge_delta_files": data.knowledge_files,
-        "fallbacks_by_reason": None,
-        "fallbacks_note": "per-source fallback reasons are not in the results contract yet",
+        "fallbacks_by_reason": sums["fallbacks_by_reason"],
+        "fallbacks_total": int(sum(sums["fallbacks_by_reason"].values())),
+        "fallbacks_note": (f"summed over the task summaries of {len(data.summaries)} of {len(data.markers)} committed "
+                           "partitions (summaries/partition-*.json)"),
     }
 
     # --- projection ---------------------------------------------------------------------------
@@ -367,6 +536,8 @@ def build_report(root: str | Path, *, sites: tuple[str, ...] = ("frontier",), no
         "tokens_per_source": (tokens_total / n) if n else 0.0,
         "tokens_per_agent_source": (tokens_total / n_agent) if n_agent else 0.0,
         "gpu_seconds_busy": float(gpu_s.sum()),
+        "gpu_attribution": att.as_dict() if att is not None else None,
+        "gpu_hours_llm_services_allocated": (att.totals()["allocated_gpu_s"] / 3600.0) if att is not None else 0.0,
         "gpu_hours_allocated": gpu_alloc_h,
         "gpu_hours_busy": gpu_busy_h,
         "gpu_hours_per_source": (gpu_alloc_h / n) if n else 0.0,
@@ -374,8 +545,9 @@ def build_report(root: str | Path, *, sites: tuple[str, ...] = ("frontier",), no
         "gpu_note": gpu_note,
         "gpus_per_node": gpus,
         "nodes": nodes_used,
-        "node_hours": nodes_used * wall / 3600.0,
-        "cpu_hours_allocated": site.cores_per_node * nodes_used * wall / 3600.0,
+        "node_hours": alloc["node_hours"],
+        "cpu_hours_allocated": alloc["cpu_hours_allocated"],
+        "allocation": alloc,
         "wall_seconds": wall,
         "sources_per_second": (n / wall) if wall > 0 else None,
         "runs": wt["runs"],
@@ -386,9 +558,12 @@ def build_report(root: str | Path, *, sites: tuple[str, ...] = ("frontier",), no
             "task_other_seconds": max(0.0, task_seconds - fit_seconds),
             "workers_seen": workers,
             "driver_other_seconds": max(0.0, wall - task_seconds / workers),
-            "note": ("fit_seconds = the sum of the results' per-source fit_seconds (the triage fit; agent re-fits are not in that column yet); task_other = read, validate, agent "
-                     "policy, commit; driver_other = planning, engine start-up, scheduling (wall minus "
-                     "task time per worker). LLM wait is inside task_other until it is recorded apart."),
+            "breakdown": time_breakdown(data, wall, workers),
+            "note": ("fit_seconds = the sum of the results' per-source fit_seconds (the triage fit only); "
+                     "task_other = read, validate, agent, commit; driver_other = planning, engine start-up, "
+                     "scheduling (wall minus task time per worker); breakdown: the same task time split by the "
+                     "partitions' task summaries (read, LLM service start, triage fit, agent LLM wait, agent "
+                     "re-fit, commit)."),
         },
         "acceptance": {
             "fitted": n_fit,
@@ -397,6 +572,12 @@ def build_report(root: str | Path, *, sites: tuple[str, ...] = ("frontier",), no
             "fraction_before_agent": (acc_before / n_fit) if n_fit else None,
             "fraction_after_agent": (acc_after / n_fit) if n_fit else None,
             "basis": "derived: a source enters the agent loop only when its triage fit failed the acceptance test",
+            "triage_failed": sums["triage_failed"],
+            "agent_accepted": sums["agent_accepted"],
+            "summaries_basis": (f"recorded by the tasks: summed over {len(data.summaries)} partition summaries "
+                                "(triage_failed = fitted sources whose triage fit failed the test and entered the "
+                                "agent, or all such sources when no agent ran; agent_accepted = of those, accepted "
+                                "after the agent)"),
         },
         "chi2_red": {"all": stats(chi2[fitted]), "triage_only": stats(chi2[fitted & ~agent]),
                      "agent": stats(chi2[fitted & agent])},

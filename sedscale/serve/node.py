@@ -13,7 +13,8 @@ Layout under ``root`` (a campaign's ``llm/`` directory, on the shared file syste
     root/<host>/daemon.json      daemon pid, process start time, state (starting|ready|stopping|stopped|failed)
     root/<host>/service.json     instance URLs and model (written by LLMService; read by connect())
     root/<host>/api_key          the service's key (0600)
-    root/<host>/accounting.json  allocated/busy device-seconds and /metrics token totals, refreshed
+    root/<host>/accounting-<start>-<pid>.json  one per daemon (a resume starts a new one): allocated/
+                                 busy device-seconds and /metrics token totals, refreshed
     root/<host>/clients/<pid>    one file per worker process that uses the service
     root/<host>/starts.log       one line per daemon start (how tests count services per node)
     root/<host>/daemon.log       the daemon's own log; vllm-<i>.log beside it
@@ -310,6 +311,8 @@ class NodeDaemon:
         self._signalled = threading.Event()
         self._service: Any = None
         self._metrics_total: dict[str, float] = {}
+        # one file per daemon: a resumed campaign's new daemon must not overwrite an earlier run's figures
+        self.accounting_file = self.run_dir / f"accounting-{int(self.started_at)}-{os.getpid()}.json"
         self._last_metrics: Any = None
 
     def _record(self, state: str, **extra: Any) -> None:
@@ -410,7 +413,7 @@ class NodeDaemon:
         s = self.settings
         busy_instance_s = float(sum(service.sampled_busy_s()))
         totals = self._metrics_total
-        _write_json(self.run_dir / "accounting.json", {
+        _write_json(self.accounting_file, {
             "host": socket.gethostname(), "daemon_pid": os.getpid(), "instances": s.instances_per_node,
             "devices_per_instance": s.devices_per_instance, "devices_per_node": s.devices_per_node,
             "started_at": self.started_at, "ready_at": self.ready_at, "updated_at": now,

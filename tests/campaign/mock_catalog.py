@@ -7,7 +7,12 @@ code the validation must give it.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -71,3 +76,58 @@ def write_mock_catalog(path: Path, n: int = N_ROWS, seed: int = 3) -> Path:
     arrays["source_id"] = pa.array(cols["source_id"], pa.int64(), mask=mask)
     pq.write_table(pa.table(arrays), path, row_group_size=5000)
     return path
+
+
+# --- the LLM campaign shared by tests/campaign/test_llm_campaign.py and tests/report/test_llm_report.py
+
+#: the campaign tests' tiny grid, with a strict acceptance test so sources reach the LLM
+LLM_WORKFLOW = (
+    TINY_WORKFLOW.replace("name: tiny", "name: llm-tiny")
+    .replace("rows_per_partition: 2500", "rows_per_partition: 60")
+    .replace("policy: none", "acceptance: {chi2_red_max: 1.5, band_sigma_max: 2.5, min_good_models: 1}\n"
+             "policy: llm\nbudgets: {max_agent_steps: 2, max_tokens_per_source: 4000, max_agent_fraction: 1.0}")
+)
+LLM_CAMPAIGN_ROWS = 120
+
+
+@dataclass
+class LLMCampaign:
+    """A finished ``sedscale submit --policy llm --llm-url`` campaign on the CPU vLLM."""
+
+    root: Path  # the campaign directory
+    workdir: Path  # catalog, workflow file; the cwd of every command
+    env: dict[str, str]  # with SEDSCALE_LLM_API_KEY
+    metrics_delta: Any  # the server's /metrics counters over the submit (MetricsSnapshot difference)
+
+    def sedscale(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        """``python -m sedscale ARGS`` with the campaign's environment; asserts exit 0."""
+        proc = subprocess.run([sys.executable, "-m", "sedscale", *args], capture_output=True, text=True,
+                              env=self.env, cwd=self.workdir, timeout=timeout)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+
+_LLM_CAMPAIGNS: dict[int, LLMCampaign] = {}
+
+
+def llm_campaign(llm_service: Any, tmp_path_factory: Any) -> LLMCampaign:
+    """120 mock sources (60 % hard) submitted with the LLM policy to ``llm_service``'s first
+    instance. Run once per service (a session fixture) and shared by the tests that read it: each
+    test writes its own outputs (export, report) and never changes the campaign."""
+    key = id(llm_service)
+    if key in _LLM_CAMPAIGNS:
+        return _LLM_CAMPAIGNS[key]
+    from sedscale.sed.mock import make_mock
+
+    workdir = tmp_path_factory.mktemp("llm-campaign")
+    catalog = workdir / "cat.parquet"
+    table = make_mock("euclid", LLM_CAMPAIGN_ROWS, seed=5, hard_fraction=0.6)
+    pq.write_table(table.select([c for c in table.column_names if not c.startswith("truth")]), catalog)
+    (workdir / "wf.yaml").write_text(LLM_WORKFLOW)
+    run = LLMCampaign(workdir / "camp", workdir, dict(os.environ, SEDSCALE_LLM_API_KEY=llm_service.api_key), None)
+    before = llm_service.metrics()
+    run.sedscale("submit", str(catalog), "--site", "local", "--workflow", str(workdir / "wf.yaml"), "--campaign",
+                 str(run.root), "--llm-url", llm_service.base_urls[0])
+    run.metrics_delta = llm_service.metrics() - before
+    _LLM_CAMPAIGNS[key] = run
+    return run

@@ -86,6 +86,6 @@ def test_one_llm_service_per_node_shared_by_the_block_workers(tiny_model: Path, 
     state = json.loads((service_dir / "service.json").read_text())
     for instance in state["instances"]:
         assert not process_alive(instance["pid"], None), f"vLLM instance {instance['pid']} left running"
-    acc = json.loads((service_dir / "accounting.json").read_text())
+    acc = json.loads(next(service_dir.glob("accounting-*.json")).read_text())
     assert acc["metrics"]["generation_tokens"] >= called.tokens_completion.sum() > 0
     assert acc["allocated_gpu_s"] == 0.0  # CPU: no devices, so no GPU-seconds by construction

@@ -9,25 +9,16 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-#: A tiny grid and a rules policy with a one-step budget: a few seconds of fitting, yet sources do
-#: enter the agent loop (acceptance is strict), so the agent columns are exercised.
-TINY_RULES_WORKFLOW = """\
-name: tiny-rules
-profile: generic
-rows_per_partition: 200
-photoz: false
-fit:
-  sfh: {family: delayed, age: [0.5, 3.0], tau: [1.0]}
-  stellar: {metallicity: [1.0]}
-  dust_attenuation: {av: [0.0, 1.0]}
-  nebular: {enabled: false}
-  dust_emission: {enabled: false}
-  redshift: {node_step: 0.02}
-acceptance: {chi2_red_max: 1.5}
-policy: rules
-budgets: {max_agent_steps: 1, max_tokens_per_source: 20000, max_agent_fraction: 0.3}
-retries: 1
-"""
+from tests.campaign.mock_catalog import TINY_WORKFLOW, write_mock_catalog
+
+#: The campaign tests' tiny grid with a rules policy, a strict acceptance test and a one-step budget:
+#: a few seconds of fitting, yet sources do enter the agent loop, so the agent columns are exercised.
+TINY_RULES_WORKFLOW = (
+    TINY_WORKFLOW.replace("name: tiny", "name: tiny-rules")
+    .replace("rows_per_partition: 2500", "rows_per_partition: 200")
+    .replace("policy: none", "acceptance: {chi2_red_max: 1.5}\npolicy: rules\n"
+             "budgets: {max_agent_steps: 1, max_tokens_per_source: 20000, max_agent_fraction: 0.3}")
+)
 
 
 def sedscale(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -37,8 +28,6 @@ def sedscale(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def real_campaign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(campaign dir, exported Parquet) of a 600-row mock with planted bad rows, 3 partitions."""
-    from tests.campaign.mock_catalog import write_mock_catalog
-
     tmp = tmp_path_factory.mktemp("report-campaign")
     big = write_mock_catalog(tmp / "big.parquet", n=20_000)  # plants rows 10..80 (and 15,000)
     catalog = tmp / "cat.parquet"

@@ -1,45 +1,26 @@
 """The report of an LLM campaign on the CPU vLLM: token totals are the sums over sources and agree
 with the server's own ``/metrics`` counters (up to the per-partition prefix warm-up requests, which
-are overhead, not attributed to any source)."""
+are overhead, not attributed to any source). The campaign is the one tests/campaign/test_llm_campaign.py
+exports (tests.campaign.mock_catalog.llm_campaign)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.campaign.test_llm_campaign import WORKFLOW
+from tests.campaign.mock_catalog import llm_campaign
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 
-def test_llm_report_tokens_equal_sums_and_agree_with_metrics(llm_service, tmp_path: Path) -> None:
-    from sedscale.sed.mock import make_mock
-
-    catalog = tmp_path / "cat.parquet"
-    table = make_mock("euclid", 120, seed=5, hard_fraction=0.6)
-    pq.write_table(table.select([c for c in table.column_names if not c.startswith("truth")]), catalog)
-    (tmp_path / "wf.yaml").write_text(WORKFLOW)
-    env = dict(os.environ, SEDSCALE_LLM_API_KEY=llm_service.api_key)
-    camp = tmp_path / "camp"
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "-m", "sedscale", *args], capture_output=True, text=True, env=env,
-                              cwd=tmp_path, timeout=900)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return proc
-
-    before = llm_service.metrics()
-    run("submit", str(catalog), "--site", "local", "--workflow", str(tmp_path / "wf.yaml"), "--campaign", str(camp),
-        "--llm-url", llm_service.base_urls[0])
-    delta = llm_service.metrics() - before
-    run("export", str(camp), "-o", str(tmp_path / "out.parquet"))
-    rep = json.loads(run("report", str(camp), "--json").stdout)
+def test_llm_report_tokens_equal_sums_and_agree_with_metrics(llm_service, tmp_path_factory, tmp_path: Path) -> None:
+    camp = llm_campaign(llm_service, tmp_path_factory)
+    delta = camp.metrics_delta
+    camp.sedscale("export", str(camp.root), "-o", str(tmp_path / "out.parquet"))
+    rep = json.loads(camp.sedscale("report", str(camp.root), "--json").stdout)
     res = pq.read_table(tmp_path / "out.parquet").to_pandas()
 
     assert rep["llm_calls"] == int(res.llm_calls.sum()) > 0
@@ -56,3 +37,21 @@ def test_llm_report_tokens_equal_sums_and_agree_with_metrics(llm_service, tmp_pa
     assert rep["llm_calls"] <= delta.requests_finished <= rep["llm_calls"] + warmups
     assert rep["tokens_completion"] <= delta.generation_tokens <= rep["tokens_completion"] + warmups
     assert rep["tokens_prompt"] <= delta.prompt_tokens <= rep["tokens_prompt"] + warmups * 4000
+
+
+def test_llm_report_external_server_gpu_seconds_and_partition_summaries(llm_service, tmp_path_factory) -> None:
+    """--llm-url: no node accounting, so GPU-seconds are 0 and the report says why; the task
+    summaries of every partition are read (acceptance before/after the agent, where the time went)."""
+    camp = llm_campaign(llm_service, tmp_path_factory)
+    rep = json.loads(camp.sedscale("report", str(camp.root), "--json").stdout)
+    assert rep["gpu_seconds_busy"] == 0 and not rep["gpu_attribution"]["has_node_accounting"]
+    assert "external server" in rep["gpu_note"]
+    tb = rep["time"]["breakdown"]
+    assert tb["partitions_with_summary"] == rep["partitions_committed"] == rep["partitions_total"]
+    s = tb["seconds"]
+    assert s["triage_fit"] > 0 and s["read"] > 0 and s["tasks_without_summary"] == 0
+    assert s["agent_llm_wait"] + s["agent_refit"] + s["agent_other"] > 0  # the agent ran and was timed
+    assert sum(v for k, v in s.items() if k != "scheduling_idle") == pytest.approx(rep["time"]["task_seconds"])
+    acc = rep["acceptance"]
+    assert acc["triage_failed"] > 0  # recorded by the tasks: sources whose triage fit failed and entered the loop
+    assert 0 <= acc["agent_accepted"] <= min(acc["triage_failed"], acc["accepted_after_agent"])

@@ -93,7 +93,7 @@ def test_fake_server_concurrent_workers_start_exactly_one_service(fake_settings:
     assert _wait(lambda: not process_alive(daemon_pid, None)), "daemon outlived its clients"
     state = _daemon_state(root)
     assert state["state"] == "stopped" and "no worker" in state["reason"]
-    acc = json.loads((node_dir(root) / "accounting.json").read_text())
+    acc = json.loads(next(node_dir(root).glob("accounting-*.json")).read_text())
     assert acc["stopped_at"] is not None and acc["devices_per_node"] == 0 and acc["allocated_gpu_s"] == 0.0
 
 
