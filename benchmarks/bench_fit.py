@@ -7,12 +7,14 @@ float64 version, with the distance to the machine's limit and photo-z throughput
 
 What is timed (one BLAS thread via threadpoolctl, best of ``--repeat`` runs):
 
-* ``kernel``: :func:`sedscale.sed.fitter.run_kernel` (model-side preparation — float32 copies,
-  scaling — is done once per grid and not timed, as in a pipeline that reuses its grids);
+* ``kernel``: :func:`sedscale.sed.fitter.run_kernel` — on CPU the fused numba kernel (model-side
+  preparation — float32 band-major copies, scaling, the per-model-set table columns — is done
+  once per grid and not timed, as in a pipeline that reuses its grids; the warm-up call does it);
 * ``straightforward``: :func:`sedscale.sed.fitter.fit_reference` — float64, two GEMMs, the full
   (sources × models) matrices, exp and weighted sums everywhere (in chunks of rows at 1e5 models
   only so it fits in memory);
-* ``2 GEMMs``: only the two float32 products the kernel needs, on the same tiles;
+* ``2 GEMMs``: the two float32 BLAS products (A and C for every pair, 512 × 256 tiles) that a
+  GEMM-based kernel needs — the machine's reference rate (the fused kernel itself has no GEMM);
 * ``exp``: one float32 ``np.exp`` pass over the same number of elements, tile by tile in cache.
 
 The machine is shared: compare the numbers *within* one run (ratios), not across runs.
@@ -185,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             fobs, ferr = sources(flux, a.n)
             ms = ModelSet(flux[None], np.arange(m))
             ms.transposed32()
+            ms.padded32()
             obs = Observations(fobs, ferr, 0.05)
             holder = {}
 
@@ -231,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         sets = photoz_model_sets(pflux, np.ones(pflux.shape[:2], bool))
         for s in sets:
             s.transposed32()
+            s.padded32()
         piv = np.geomspace(3500.0, 20000.0, BANDS)
         pz_opts = KernelOptions(n_free=2)
 

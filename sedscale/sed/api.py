@@ -6,7 +6,7 @@ kernel and returns per-source arrays (:class:`FitResult`).
 * **Known redshift** (default): the grid is built on the physics engineer's fixed lattice of
   nodes (``redshift.node_step`` in log10(1+z)); sources are grouped by the lattice cell their
   redshift falls in and each is fitted to models *linearly interpolated in log10(1+z)* between
-  the cell's two nodes — exactly, inside the same GEMMs (:class:`sedscale.sed.fitter.Block` with ``mix``
+  the cell's two nodes — exactly, inside the kernel (:class:`sedscale.sed.fitter.Block` with ``mix``
   carries the interpolation weights on the source side). Models must be valid (younger than the
   Universe) at both nodes. Sources without a usable redshift get NaN estimates.
 * **Photo-z** (``photoz=True``): every source against the photo-z grid; see
@@ -93,7 +93,7 @@ def fit_photometry(phot: Photometry, config: FitConfig, *, photoz: bool = False,
                    cache_dir: Path | None = None, options: KernelOptions | None = None,
                    photoz_options: PhotozOptions | None = None, xp: ModuleType = np) -> FitResult:
     """Fit every source of ``phot`` with the grid of ``config`` (see the module docstring)."""
-    from sedscale.sed.grid import build_grid, known_z_nodes, photoz_nodes
+    from sedscale.sed.grid import build_grid, build_lattice_grid, known_z_nodes, photoz_nodes
 
     opts = options or KernelOptions()
     obs = Observations(np.asarray(phot.flux, np.float64), np.asarray(phot.error, np.float64),
@@ -124,7 +124,7 @@ def fit_photometry(phot: Photometry, config: FitConfig, *, photoz: bool = False,
     out = _empty(n, b)
     table = None
     if nodes.size:
-        grid = build_grid(config, phot.filters, nodes, cache_dir=cache_dir)
+        grid = build_lattice_grid(config, phot.filters, z[ok], cache_dir=cache_dir)
         table = model_table(grid.intensive, grid.extensive)
         x = np.log10(1.0 + grid.redshifts)
         xs = np.log10(1.0 + z)

@@ -1,4 +1,4 @@
-"""The χ² kernel: N sources against M models as a few float32 GEMMs, exact where it matters.
+"""The χ² kernel: N sources against M models in float32, without N×M arrays, exact where it matters.
 
 Why it looks like this
 ----------------------
@@ -7,16 +7,18 @@ are analytic::
 
     A = Σ_b w f m,   C = Σ_b w m²,   s = A / C,   χ² = Σ_b w f² − A² / C
 
-so the whole N×M problem is two matrix products with a thin inner dimension (the bands). The
-kernel does these GEMMs in float32 on model tiles that stay in cache and never holds an N×M array.
-A pair is a *candidate* only when its χ² can lie within ``screen_chi2`` (default 30: relative
-weight e^-15) of its source's best χ², plus a margin that covers float32 rounding; the test
-``max(A,0)² ≥ t·C`` costs a multiply and a compare. Candidates alone get the exact float64 χ², the
-exponential and the weighted sums (an online log-sum-exp: sums are rescaled when a source's best
-improves), so the estimates agree with a float64 brute-force fit to ~1e-4 dex. The candidate work
-runs fused in one numba pass per tile (:mod:`sedscale.sed.kernel_numba`) or, without numba or on
-another array backend, as array operations (:mod:`sedscale.sed.screen`,
-:mod:`sedscale.sed.estimates`).
+so the whole N×M problem is two matrix products with a thin inner dimension (the bands). On the
+CPU (numba present, numpy backend) the fused kernel of :mod:`sedscale.sed.kernel_numba` computes
+A and C itself in float32 from band-major model tiles, and in the same sweep the window
+(``screen_chi2`` of the source's best, default 30: relative weight e^-15), the weights and the
+weighted sums — never an N×M array, no GEMM output round trip; every source's numbers depend only
+on its own data, so results do not depend on the partitioning. High-S/N rows (Σ(f/σ)² >
+``exact_fsum``) get float64 χ² for their candidates. Elsewhere (CuPy/PyTorch ``xp``, or no numba)
+the array path does float32 GEMMs on model tiles that stay in cache, keeps *candidates* —
+pairs whose χ² can lie within ``screen_chi2`` of the best, plus a margin that covers float32
+rounding, tested as ``max(A,0)² ≥ t·C`` — and accumulates them with sparse products
+(:mod:`sedscale.sed.screen`, :mod:`sedscale.sed.estimates`). Both agree with a float64
+brute-force fit to ≲ 5e-4 dex (docs/FITTER.md).
 
 Conventions (documented in docs/FITTER.md)
 ------------------------------------------
@@ -43,7 +45,7 @@ from typing import Sequence
 import numpy as np
 
 from sedscale.sed.estimates import ModelTable, Moments, accumulate
-from sedscale.sed.kernel_numba import HAVE_NUMBA, FusedState
+from sedscale.sed.kernel_numba import HAVE_NUMBA, FusedState, pilot_block
 from sedscale.sed.screen import screen_block
 
 #: Added to every C = Σ w m² so a model that is zero in every observed band gives q = 0, not NaN.
@@ -60,7 +62,9 @@ class KernelOptions:
     tile_elements: int = 1 << 17  # GEMM tile (rows × models): 512 KiB float32, stays in L2
     pilot_fraction: float = 1 / 32  # share of the models evaluated first to seed the best χ²
     use_numba: bool = True  # fused numba scan when numba is importable (numpy backend only)
-    exact_fsum: float = 0.0  # rows with Σ(f/σ)² above this get χ² from float64 features (0: all)
+    # rows with Σ(f/σ)² above this get χ² from float64 features (0: all); below it float32 χ²
+    # is good to ~1e-7·Σ(f/σ)² ≤ 1e-3 (weights to 5e-4, estimates to ~1e-4 dex)
+    exact_fsum: float = 1e4
     n_free: int = 1  # free parameters subtracted from the number of bands for the dof
 
     def __post_init__(self) -> None:
@@ -111,9 +115,33 @@ class ModelSet:
                           xp.asarray(np.ascontiguousarray(self.quad64.T, dtype=np.float32)))
         return cache[key]
 
+    def padded32(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`transposed32` for the fused kernel: without the constant row of C (the kernel
+        starts C at the tiny constant) and zero rows appended so K is a multiple of 4."""
+        cache = self.__dict__.setdefault("_t32", {})
+        if "padded" not in cache:
+            lin_t, quad_t = self.transposed32()
+            cache["padded"] = (_pad_rows(lin_t), _pad_rows(quad_t[:-1]))
+        return cache["padded"]
+
     @property
     def n_mix(self) -> int:
         return int(self.flux.shape[0])
+
+
+def _pad_rows(x: np.ndarray) -> np.ndarray:
+    """Zero rows up to a multiple of 4 (float32, C-contiguous)."""
+    k = -(-x.shape[0] // 4) * 4
+    out = np.zeros((k,) + x.shape[1:], np.float32)
+    out[: x.shape[0]] = x
+    return out
+
+
+def _pad_both(x: np.ndarray) -> np.ndarray:
+    """Source features (n, K) zero-padded to multiples of 4 in both axes (fused kernel blocks)."""
+    out = np.zeros((-(-x.shape[0] // 4) * 4, -(-x.shape[1] // 4) * 4), np.float32)
+    out[: x.shape[0], : x.shape[1]] = x
+    return out
 
 
 @dataclass(frozen=True)
@@ -267,17 +295,18 @@ def run_kernel(obs: Observations, blocks: Sequence[Block], table: ModelTable,
     table, constants = _drop_constant_columns(table)
     parts: list[dict] = []
     n_pairs = 0
+    tables = _block_tables(blocks, table) if fused else None
     for r0 in range(0, n_src, group):
         rs = slice(r0, min(r0 + group, n_src))
         n = rs.stop - rs.start
         feats = [_features(obs, b, rs, xp) for b in blocks]
-        best = _pilot(blocks, feats, options.pilot_fraction, n)
+        best = None if fused else _pilot(blocks, feats, options.pilot_fraction, n)
         fmax = np.max(np.stack([ft.fsum for ft in feats]), axis=0)
         margin = 2e-5 * fmax + 1e-3
         exact_rows = fmax > options.exact_fsum
         run = _group_fused if fused else _group_array
         mom, bcol, bs, n_good, pairs = run(blocks, feats, table, options, xp, n, best, margin,
-                                           exact_rows, offsets, block_of)
+                                           exact_rows, offsets, block_of, tables)
         n_pairs += pairs
         parts.append(_finish(obs, blocks, rs, mom, table, options, bcol, bs, offsets, block_of,
                              n_good))
@@ -291,7 +320,15 @@ def run_kernel(obs: Observations, blocks: Sequence[Block], table: ModelTable,
 
 
 def _drop_constant_columns(table: ModelTable) -> tuple[ModelTable, dict[str, float]]:
-    """Intensive columns that are the same for every model need no per-pair work."""
+    """Intensive columns that are the same for every model need no per-pair work (the reduced
+    table is cached on the table, so model sets can keep their per-table caches)."""
+    hit = table.__dict__.get("_reduced")
+    if hit is None:
+        hit = table.__dict__["_reduced"] = _reduce_table(table)
+    return hit
+
+
+def _reduce_table(table: ModelTable) -> tuple[ModelTable, dict[str, float]]:
     p = table.intensive
     if p.shape[0] == 0 or p.shape[1] == 0:
         return table, {}
@@ -309,33 +346,92 @@ _GroupOut = tuple[Moments, np.ndarray, np.ndarray, np.ndarray, int]
 
 
 def _group_fused(blocks: Sequence[Block], feats: list[_Features], table: ModelTable,
-                 options: KernelOptions, xp: ModuleType, n: int, best: np.ndarray,
+                 options: KernelOptions, xp: ModuleType, n: int, best: np.ndarray | None,
                  margin: np.ndarray, exact_rows: np.ndarray, offsets: np.ndarray,
-                 block_of: np.ndarray) -> _GroupOut:
-    """One row group with the fused numba scan (BLAS GEMMs per tile + one pass)."""
+                 block_of: np.ndarray, block_tables: list | None = None) -> _GroupOut:
+    """One row group with the fused numba kernel (:mod:`sedscale.sed.kernel_numba`).
+
+    Every step is per source (pilot, centres, scan), so a source's numbers do not depend on
+    which other sources share its group."""
+    # the dense scan needs the pilot only as a first reference and centre: 8× sparser is enough
+    ref, pb_blk, pb_col, pb_s = _pilot_fused(blocks, feats, options.pilot_fraction / 8, n)
+    c_int, c_ext, cl = _centres(blocks, feats, table, n, pb_blk, pb_col, pb_s)
     st = FusedState(n, table.intensive.shape[1], table.log_extensive.shape[1], len(blocks),
-                    best + margin)
-    per = max(64, (options.tile_elements // max(n, 1)) // 16 * 16)
+                    ref + margin, c_int, c_ext, cl)
+    tables = block_tables if block_tables is not None else _block_tables(blocks, table)
     for bi, (b, ft) in enumerate(zip(blocks, feats)):
-        lin_t, quad_t = b.models.transposed32()
         ms = b.models
-        for j0 in range(0, ms.n_models, per):
-            j1 = min(j0 + per, ms.n_models)
-            a_t = np.matmul(ft.lin32, lin_t[:, j0:j1])
-            c_t = np.matmul(ft.quad32, quad_t[:, j0:j1])
-            st.scan(a_t, c_t, j0, int(offsets[bi]), bi, ft.const, margin, exact_rows, ft.lin,
-                    ft.quad, ms.lin64, ms.quad64, ms.model_index, ms.log_k, ft.log_u,
-                    table.intensive, table.log_extensive, options.screen_chi2,
-                    options.delta_chi2_good)
-    mom = Moments(w0=st.s0, int1=st.s1, int2=st.s2, w0_pos=st.s0p, ext1=st.e1, ext2=st.e2,
+        lin_t, quad_t = ms.padded32()
+        tint, text = tables[bi]
+        lin32, quad32 = _pad_both(ft.lin32), _pad_both(ft.quad32[:, :-1])  # C starts at tiny
+        st.scan(lin32, quad32, ft.lin, ft.quad, ft.const, margin, exact_rows,
+                ft.log_u, lin_t, quad_t, ms.lin64, ms.quad64, tint, text, table.intensive,
+                table.log_extensive, ms.model_index, ms.log_k, offsets[bi], bi,
+                options.screen_chi2, options.delta_chi2_good)
+    int1, int2, ext1, ext2 = st.moments()
+    mom = Moments(w0=st.s0, int1=int1, int2=int2, w0_pos=st.s0p, ext1=ext1, ext2=ext2,
                   block_weight=st.bw)
     return mom, st.best_col, st.best_s, st.n_within(options.delta_chi2_good), st.n_pairs
+
+
+def _block_tables(blocks: Sequence[Block], table: ModelTable) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per block, the table columns of its models as float32 (P, Mb) and (E, Mb) — contiguous
+    over models so the fused kernel's sums vectorise; −log10 k is folded into the extensive ones.
+    Cached on the model set for the last table it was used with (grids are reused)."""
+    out = []
+    for b in blocks:
+        cache = b.models.__dict__.setdefault("_tables", [None, None])
+        if cache[0] is not table:
+            mi = b.models.model_index
+            tint = np.ascontiguousarray(table.intensive[mi].T, dtype=np.float32)
+            text = np.ascontiguousarray((table.log_extensive[mi] - b.models.log_k[:, None]).T,
+                                        dtype=np.float32)
+            cache[:] = [table, (tint, text)]
+        out.append(cache[1])
+    return out
+
+
+def _pilot_fused(blocks: Sequence[Block], feats: list[_Features], fraction: float,
+                 n: int) -> tuple[np.ndarray, ...]:
+    """Per-source exact χ² over every ``1/fraction``-th model (numba, row by row)."""
+    ref = np.full(n, np.inf)
+    pb_blk = np.full(n, -1, np.int64)
+    pb_col = np.full(n, -1, np.int64)
+    pb_s = np.zeros(n)
+    step = max(1, int(round(1.0 / max(fraction, 1e-9))))
+    for bi, (b, ft) in enumerate(zip(blocks, feats)):
+        nm = b.models.n_models
+        start = step // 2 if nm > step // 2 else 0
+        pilot_block(ft.lin, ft.quad, ft.const, b.models.lin64, b.models.quad64, start, step, bi,
+                    ref, pb_blk, pb_col, pb_s)
+    return ref, pb_blk, pb_col, pb_s
+
+
+def _centres(blocks: Sequence[Block], feats: list[_Features], table: ModelTable, n: int,
+             pb_blk: np.ndarray, pb_col: np.ndarray, pb_s: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The pilot's best model per source: the point every sum is centred on (float32 partial
+    sums of (p − c) keep their precision where Σ p² − (Σ p)² would not)."""
+    c_int = np.zeros((n, table.intensive.shape[1]))
+    c_ext = np.zeros((n, table.log_extensive.shape[1]))
+    cl = np.zeros(n)
+    for bi, (b, ft) in enumerate(zip(blocks, feats)):
+        sel = np.flatnonzero(pb_blk == bi)
+        if sel.size == 0:
+            continue
+        col = pb_col[sel]
+        mi = b.models.model_index[col]
+        c_int[sel] = table.intensive[mi]
+        c_ext[sel] = table.log_extensive[mi] - b.models.log_k[col][:, None]
+        s = pb_s[sel]
+        with np.errstate(divide="ignore"):
+            cl[sel] = np.where(s > 0, np.log10(np.where(s > 0, s, 1.0)), 0.0) + ft.log_u[sel]
+    return c_int, c_ext, cl
 
 
 def _group_array(blocks: Sequence[Block], feats: list[_Features], table: ModelTable,
                  options: KernelOptions, xp: ModuleType, n: int, best: np.ndarray,
                  margin: np.ndarray, exact_rows: np.ndarray, offsets: np.ndarray,
-                 block_of: np.ndarray) -> _GroupOut:
+                 block_of: np.ndarray, block_tables: list | None = None) -> _GroupOut:
     """One row group with array operations only (any ``xp``): screen, then accumulate pairs."""
     model_index = np.concatenate([b.models.model_index for b in blocks]).astype(np.int64)
     log_k = np.concatenate([b.models.log_k for b in blocks])
