@@ -55,6 +55,11 @@ STEPS: dict[str, tuple[str, float]] = {
 BURST_FRACTIONS = [0.0, 0.03, 0.1, 0.3]  # 0 keeps the burst-free models in the grid
 BURST_AGES = [3.0, 10.0, 30.0]
 MODIFIED_STARBURST_DELTA = [-0.5, -0.25, 0.0]
+#: Switching the AGN on opens its axes fully (CIGALE-like fractions up to 0.95, and an obscured
+#: option): with the default [0, 0.1, 0.3, 0.5] and an unobscured disk only, an AGN-dominated or
+#: reddened-AGN source ("little red dot") needs two more edits that each help only together.
+AGN_ON_FRACTIONS = [0.0, 0.2, 0.5, 0.8, 0.95]
+AGN_ON_AV = [0.0, 2.0]
 MAX_LIST = 12  # a value list may not grow beyond this many entries
 
 
@@ -100,6 +105,18 @@ def _module_on(cfg: FitConfig, module: str) -> bool:
     return bool(getattr(cfg, module).enabled)
 
 
+def _open_agn_axes(config: FitConfig, data: dict, limits: ApplyLimits) -> None:
+    """Widen the AGN's default value lists to :data:`AGN_ON_FRACTIONS` / :data:`AGN_ON_AV` when
+    switching it on — as far as the grid stays within ``limits.max_models`` (the obscured option
+    goes first), so that enabling the AGN is never refused for the size its defaults add."""
+    base = config.n_models  # the AGN is off here: its axes do not count yet
+    if data["agn"]["frac_agn"] == [0.0, 0.1, 0.3, 0.5] and data["agn"]["av_agn"] == [0.0]:
+        if base * len(AGN_ON_FRACTIONS) * len(AGN_ON_AV) <= limits.max_models:
+            data["agn"]["frac_agn"], data["agn"]["av_agn"] = list(AGN_ON_FRACTIONS), list(AGN_ON_AV)
+        elif base * 4 * len(AGN_ON_AV) <= limits.max_models:
+            data["agn"]["av_agn"] = list(AGN_ON_AV)
+
+
 def apply_action(
     config: FitConfig,
     action: Any,
@@ -131,6 +148,8 @@ def apply_action(
                 data["sfh"]["family"] = "delayed"
         else:
             data[action.module]["enabled"] = want
+            if action.module == "agn" and want:
+                _open_agn_axes(config, data, limits)
     elif isinstance(action, DustLaw):
         if config.dust_attenuation.law == action.law:
             raise ActionError("no_change", f"the dust law is already {action.law}")

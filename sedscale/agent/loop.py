@@ -1,4 +1,4 @@
-"""The lock-step agent loop of one partition: propose → execute → evaluate → distil.
+"""The agent loop of one partition: propose → execute → evaluate → distil, pipelined per source.
 
 ::
 
@@ -7,12 +7,21 @@
 
 1. **Triage verdict.** The acceptance test runs on the triage fit; only sources it rejects and a
    configuration change could help (a fit exists, enough degrees of freedom) enter the loop.
-2. **Propose.** At each step every active source asks the policy at once (one batch; an LLM
-   policy puts all requests in flight concurrently). Each proposal is applied to the source's
-   best configuration so far and validated.
-3. **Execute.** Proposals are grouped by ``FitConfig.hash()``; each group is fitted in one
-   vectorized ``fit_photometry`` call (its grid built once, cached), groups in hash order, in a
-   worker thread so the event loop — and other partitions' LLM calls — keep running.
+2. **Propose.** Every source in the loop runs its own chain of steps (one coroutine each, all
+   concurrent): it asks the policy, gets one validated action applied to its best configuration
+   so far, and queues that configuration for fitting. An LLM policy therefore has a request in
+   flight for every source that is not being fitted — there is no step barrier at which the
+   server waits for the slowest fit of the partition, or fits wait for the slowest reply.
+   With ``overlap=False`` (the default) the partition alternates phases instead — no policy call
+   starts while a fit runs, no fit starts while a call is out — which is faster where the LLM
+   server shares the CPU cores with the fits (tests, laptops); ``overlap=True`` is the setting
+   for nodes whose LLM runs on accelerators.
+3. **Execute.** One fit runner (``fit_workers`` threads, so the event loop and the other sources'
+   LLM calls keep running) takes the oldest queued job and, with it, every queued job of the same
+   ``FitConfig.hash()``: sources that asked for the same configuration while the previous fit ran
+   share one vectorized ``fit_photometry`` call on one cached grid. The fit of a source does not
+   depend on which other sources share its call (the kernel works row by row), so the grouping —
+   which depends on timing — never changes a result.
 4. **Evaluate.** A fit replaces the source's best when it is better by the acceptance test's
    order (newly accepted, or χ²_red lower by ``min_gain``); the next step edits the best config.
    A source stops when accepted, when the policy says ``accept``/``give_up`` or has nothing left
@@ -21,23 +30,27 @@
    (the rules, which cost no tokens) decides for it instead (recorded as ``token_budget``); a
    policy without a fallback stops the source.
 5. **Distil.** Every step's (patterns, action, gain, accepted) goes into the outcome's
-   knowledge delta; the campaign merges deltas between epochs (:mod:`sedscale.agent.knowledge`).
+   knowledge delta (integer counts: the order in which sources report does not matter); the
+   campaign merges deltas between epochs (:mod:`sedscale.agent.knowledge`).
 
 The final fit of every source is the best of its triage fit and every fit tried, so it is never
-worse than triage. Randomness (rule exploration, LLM sampling seeds) comes from
-(seed, partition id, source id, step) only: a rerun on any node decides identically.
+worse than triage. A source's decisions depend only on its own state and on randomness from
+(seed, partition id, source id, step), so a rerun on any node decides identically whatever the
+timing. Where the time went is measured as wall-clock unions: ``llm_wait`` (some source waits on
+the policy), ``refit`` (some fit runs) and their ``overlap``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -89,7 +102,7 @@ class AgentOutcome:
     decisions: dict[int, list[tuple[int, str, str, str]]]  # source_id → (step, by, action, fallback reason)
     knowledge_delta: KnowledgeBase
     overhead: dict[str, int] = field(default_factory=dict)  # LLM warm-up tokens, not per source
-    seconds: dict[str, float] = field(default_factory=dict)  # total, policy, fit
+    seconds: dict[str, float] = field(default_factory=dict)  # total, llm_wait, refit, overlap (unions); policy, fit (sums)
 
     def columns(self) -> dict[str, np.ndarray]:
         """Arrays for the results table (DESIGN.md §4 names where they exist)."""
@@ -101,8 +114,19 @@ class AgentOutcome:
         return out
 
     def summary(self) -> dict[str, Any]:
+        """Totals for the partition's report. Besides the accounting totals: ``llm_wait_s`` (wall
+        seconds in which some source waited on the policy / LLM), ``refit_s`` (wall seconds in
+        which an agent re-fit ran), ``overlap_s`` (both at once) and ``agent_wall_s`` — wall-clock
+        unions, not sums over sources, so they can be set beside the partition's wall time."""
         s = summarize(self.accounting)
         ent = self.entered
+        sec = self.seconds
+        s.update({
+            "llm_wait_s": float(sec.get("llm_wait", 0.0)),
+            "refit_s": float(sec.get("refit", 0.0)),
+            "overlap_s": float(sec.get("overlap", 0.0)),
+            "agent_wall_s": float(sec.get("total", 0.0)),
+        })
         s.update({
             "sources": int(self.source_id.size),
             "triage_failed": int(np.sum(ent)),
@@ -142,6 +166,131 @@ class _Source:
         self.acct = SourceAccounting()
 
 
+class _Busy:
+    """Wall-clock union of the intervals in which at least one of many overlapping activities
+    runs (e.g. any source waiting on the LLM): with hundreds of sources in flight a plain sum of
+    durations would count the same second hundreds of times."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.since = 0.0
+        self.total = 0.0
+
+    def enter(self) -> None:
+        if self.running == 0:
+            self.since = time.perf_counter()
+        self.running += 1
+
+    def leave(self) -> None:
+        self.running -= 1
+        if self.running == 0:
+            self.total += time.perf_counter() - self.since
+
+
+class _Clocks:
+    """Where the partition's agent time went: policy (LLM) waits, fits, and either."""
+
+    def __init__(self) -> None:
+        self.llm, self.fit, self.either = _Busy(), _Busy(), _Busy()
+
+    @contextlib.contextmanager
+    def span(self, which: _Busy) -> Iterator[None]:
+        which.enter()
+        self.either.enter()
+        try:
+            yield
+        finally:
+            which.leave()
+            self.either.leave()
+
+
+@dataclass
+class _FitJob:
+    index: int
+    config: FitConfig
+    future: asyncio.Future
+
+
+class _FitRunner:
+    """Fits queued (source, configuration) jobs in worker threads, grouped by configuration.
+
+    A free worker takes the oldest job and every queued job of the same configuration hash, so
+    sources that asked for the same configuration while earlier fits ran share one vectorized
+    call (and one grid); the others stay queued and may gain members meanwhile. Each job's
+    future receives ``(fit or None, error text, this source's share of the call's seconds)``.
+    """
+
+    def __init__(self, fit_fn: FitFunction, phot: Photometry, *, photoz: bool, cache_dir: Path | None,
+                 clocks: _Clocks, workers: int = 1, overlap: bool = True) -> None:
+        if workers < 1:
+            raise ValueError("fit_workers must be >= 1")
+        self.overlap = overlap
+        self.changed = asyncio.Event()  # set whenever a policy call or a fit ends (phase gating)
+        self.fitting = 0  # groups taken from the queue and not finished
+        self.fit_fn, self.phot, self.photoz, self.cache_dir = fit_fn, phot, photoz, cache_dir
+        self.clocks = clocks
+        self.queue: list[_FitJob] = []
+        self.wake = asyncio.Event()
+        self.slots = asyncio.Semaphore(workers)
+        self.tasks: set[asyncio.Task] = set()
+        self.seconds = 0.0  # summed fit-call durations (= the refit union with one worker)
+
+    async def fit(self, index: int, config: FitConfig) -> tuple[SourceFit | None, str, float]:
+        job = _FitJob(index, config, asyncio.get_running_loop().create_future())
+        self.queue.append(job)
+        self.wake.set()
+        return await job.future
+
+    async def run(self) -> None:
+        """Dispatch forever (cancelled by the loop when every source has stopped)."""
+        try:
+            while True:
+                await self.slots.acquire()
+                while not self.queue or (not self.overlap and self.clocks.llm.running):
+                    # phases (overlap off): no fit starts while a source waits on the policy
+                    self.wake.clear()
+                    self.changed.clear()
+                    waits = {asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(self.changed.wait())}
+                    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    for w in pending:
+                        w.cancel()
+                h = self.queue[0].config.hash()
+                group = [j for j in self.queue if j.config.hash() == h]
+                self.queue = [j for j in self.queue if j.config.hash() != h]
+                self.fitting += 1
+                task = asyncio.create_task(self._fit_group(group))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+        finally:
+            for task in list(self.tasks):
+                task.cancel()
+
+    async def _fit_group(self, group: list[_FitJob]) -> None:
+        idx = np.array([j.index for j in group], dtype=np.int64)
+        cfg = group[0].config
+        t0 = time.perf_counter()
+        try:
+            with self.clocks.span(self.clocks.fit):
+                result = await asyncio.to_thread(self.fit_fn, self.phot.take(idx), cfg, photoz=self.photoz,
+                                                 cache_dir=self.cache_dir)
+            fits: list[SourceFit | None] = list(source_fits(result))
+            if len(fits) != len(group):
+                raise RuntimeError(f"the fit returned {len(fits)} rows for {len(group)} sources")
+            error = ""
+        except Exception as exc:  # noqa: BLE001 — one bad configuration must not sink the partition
+            fits = [None] * len(group)
+            error = f"fit_error: {type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
+        finally:
+            self.fitting -= 1
+            self.slots.release()
+            self.changed.set()
+        dt = time.perf_counter() - t0
+        self.seconds += dt
+        for job, f in zip(group, fits):
+            if not job.future.done():
+                job.future.set_result((f, error, dt / len(group)))
+
+
 async def run_agent_async(
     phot: Photometry,
     triage: Any,
@@ -157,13 +306,21 @@ async def run_agent_async(
     notes: Mapping[int, str] | None = None,
     seed: int = 0,
     fit: FitFunction | None = None,
+    fit_workers: int = 1,
+    overlap: bool = False,
 ) -> AgentOutcome:
     """Run the agent on the sources of one partition whose triage fit fails ``acceptance``.
 
     ``triage`` is ``fit_photometry(phot, config, photoz=photoz)`` (a ``FitResult``). ``knowledge``
     is only used for the delta's epoch here (policies hold their own epoch snapshot). ``notes``
     maps source id → free text from the catalog (sanitised, shown to an LLM as quoted data).
-    ``fit`` replaces ``sedscale.sed.api.fit_photometry`` (same signature).
+    ``fit`` replaces ``sedscale.sed.api.fit_photometry`` (same signature). ``fit_workers``: fits
+    that may run at once (threads); on a node whose LLM runs on accelerators, the CPU cores that
+    the partition owns. ``overlap``: let fits run while other sources wait on the LLM (pipelined)
+    — for a node whose LLM runs on accelerators; off (the default), the partition alternates
+    phases like lock-step (no policy call starts while a fit runs, no fit starts while a policy
+    call is out), which is faster where the LLM server and the fits share the same
+    CPU cores (measured: docs/AGENT.md).
     """
     t_start = time.perf_counter()
     fit_fn = fit or _default_fit()
@@ -194,126 +351,133 @@ async def run_agent_async(
             entered[i] = False
         active = sorted(ranked[:quota])
     configs: dict[str, FitConfig] = {config.hash(): config}
-    policy_s = fit_s = 0.0
     fallback: Policy | None = getattr(policy, "fallback", None)  # acts once the token budget is spent
     set_base = getattr(policy, "set_base_config", None)
     if set_base is not None:
         set_base(config)
+    clocks = _Clocks()
+    runner = _FitRunner(fit_fn, phot, photoz=photoz, cache_dir=cache_dir, clocks=clocks, workers=fit_workers,
+                        overlap=overlap)
+    policy_s = 0.0  # summed per-source decision latencies (the old "policy" figure; overlaps)
 
     def finish(i: int, reason: str) -> None:
         stop[i] = reason
         srcs[i].acct.stop_reason = reason
 
-    for step in range(1, budgets.max_steps + 1):
-        if not active:
-            break
-        requests: list[DecisionRequest] = []
-        asking: list[int] = []
-        over: list[int] = []  # sources whose next LLM call would break the token budget
-        for i in active:
-            s = srcs[i]
-            if s.acct.tokens_total + s.last_call_tokens > budgets.max_tokens_per_source:
-                if fallback is None:
-                    finish(i, "token_budget")
-                    continue
-                over.append(len(requests))
-            state = _state(phot, i, s, step, photoz, notes)
-            state.seen_patterns = tuple(sorted(s.seen_patterns))
-            s.seen_patterns.update(state.patterns)
-            ss = source_seed(seed, partition_id, s.sid, step)
-            requests.append(DecisionRequest(
-                state=state,
-                config=s.best_config,
-                try_apply=functools.partial(apply_action, s.best_config, estimates=s.best.estimates,
-                                            photoz=photoz, limits=budgets.limits),
-                tried=frozenset(s.tried),
-                rng=np.random.default_rng(ss),
-                seed=int(ss.generate_state(1, dtype=np.uint32)[0]),
-                tokens_used=s.acct.tokens_total,
-            ))
-            asking.append(i)
+    async def decide(i: int, step: int) -> tuple[DecisionRequest, Decision] | None:
+        """Step ``step``'s proposal for source ``i`` (None: the source stopped)."""
+        nonlocal policy_s
+        s = srcs[i]
+        over = s.acct.tokens_total + s.last_call_tokens > budgets.max_tokens_per_source
+        if over and fallback is None:
+            finish(i, "token_budget")
+            return None
+        state = _state(phot, i, s, step, photoz, notes)
+        state.seen_patterns = tuple(sorted(s.seen_patterns))
+        s.seen_patterns.update(state.patterns)
+        ss = source_seed(seed, partition_id, s.sid, step)
+        req = DecisionRequest(
+            state=state,
+            config=s.best_config,
+            try_apply=functools.partial(apply_action, s.best_config, estimates=s.best.estimates,
+                                        photoz=photoz, limits=budgets.limits),
+            tried=frozenset(s.tried),
+            rng=np.random.default_rng(ss),
+            seed=int(ss.generate_state(1, dtype=np.uint32)[0]),
+            tokens_used=s.acct.tokens_total,
+        )
+        who = fallback if over else policy
+        while not overlap and runner.fitting:  # phases: no LLM call while a fit runs
+            runner.changed.clear()
+            await runner.changed.wait()
         t0 = time.perf_counter()
-        over_set = set(over)
-        ask = [r for k, r in enumerate(requests) if k not in over_set]
-        answers = iter(await policy.decide(ask) if ask else [])
-        spare = iter(await fallback.decide([requests[k] for k in over]) if over else [])
-        decisions = []
-        for k in range(len(requests)):
-            if k in over_set:
-                d = next(spare)
-                d.fallback = "token_budget"
-            else:
-                d = next(answers, None)
-                if d is None:
-                    raise RuntimeError(f"policy {policy.name!r} returned too few decisions")
-            decisions.append(d)
+        try:
+            with clocks.span(clocks.llm):
+                answers = await who.decide([req])
+        finally:
+            runner.changed.set()
         policy_s += time.perf_counter() - t0
+        if not answers:
+            raise RuntimeError(f"policy {who.name!r} returned too few decisions")
+        d = answers[0]
+        if over:
+            d.fallback = "token_budget"
+        return req, d
 
-        groups: dict[str, list[tuple[int, Decision, tuple[str, ...]]]] = {}
-        for i, req, d in zip(asking, requests, decisions):
-            srcs[i].decisions.append((step, d.policy, d.action.brief() if d.action is not None else "", d.fallback or ""))
-            a = srcs[i].acct
-            a.llm_calls += d.llm_calls
-            a.tokens_prompt += d.tokens_prompt
-            a.tokens_cached += d.tokens_cached
-            a.tokens_completion += d.tokens_completion
-            a.wall_seconds += d.seconds
-            if d.llm_calls:
-                srcs[i].last_call_tokens = (d.tokens_prompt + d.tokens_completion) // d.llm_calls
-            if d.fallback:
-                a.fallbacks.append(d.fallback)
-            if d.action is None:
-                finish(i, "no_candidate")
-            elif d.action.op in TERMINAL_OPS:
-                finish(i, f"policy_{d.action.op}")
-            elif d.config is None:  # a policy must hand back the config it validated
-                finish(i, "no_candidate")
+    def record(i: int, step: int, d: Decision) -> bool:
+        """Book the decision; False when it ends the source's search."""
+        s = srcs[i]
+        s.decisions.append((step, d.policy, d.action.brief() if d.action is not None else "", d.fallback or ""))
+        a = s.acct
+        a.llm_calls += d.llm_calls
+        a.tokens_prompt += d.tokens_prompt
+        a.tokens_cached += d.tokens_cached
+        a.tokens_completion += d.tokens_completion
+        a.wall_seconds += d.seconds
+        if d.llm_calls:
+            s.last_call_tokens = (d.tokens_prompt + d.tokens_completion) // d.llm_calls
+        if d.fallback:
+            a.fallbacks.append(d.fallback)
+        if d.action is None or (d.action.op not in TERMINAL_OPS and d.config is None):
+            finish(i, "no_candidate")  # a policy must hand back the config it validated
+            return False
+        if d.action.op in TERMINAL_OPS:
+            finish(i, f"policy_{d.action.op}")
+            return False
+        return True
+
+    def evaluate(i: int, d: Decision, patterns: tuple[str, ...], h: str, f: SourceFit | None, error: str,
+                 share: float) -> bool:
+        """Book the fit of source ``i``'s proposal; False when the source stops."""
+        s = srcs[i]
+        s.tried.add(h)
+        s.acct.agent_steps += 1
+        s.acct.wall_seconds += share
+        if f is None:
+            s.acct.fallbacks.append(error)
+            s.history.append(Attempt(d.action.brief(), float("nan"), False, False))
+            s.stale += 1
+        else:
+            improved = acceptance.better(f, s.best)
+            ok = acceptance.passes(f)
+            old = s.best.chi2_red
+            gain = (old - f.chi2_red) / old if math.isfinite(old) and old > 0 and math.isfinite(f.chi2_red) else 0.0
+            delta.record(patterns, d.action.key(), gain, improved, ok)
+            s.history.append(Attempt(d.action.brief(), f.chi2_red, ok, improved))
+            if improved:
+                s.best, s.best_config, s.stale = f, configs[h], 0
             else:
-                h = d.config.hash()
-                configs.setdefault(h, d.config)
-                groups.setdefault(h, []).append((i, d, req.state.patterns))
+                s.stale += 1
+        if acceptance.passes(s.best):
+            finish(i, "accepted")
+        elif s.stale >= budgets.patience:
+            finish(i, "no_improvement")
+        return not stop[i]
 
-        for h in sorted(groups):
-            members = groups[h]
-            idx = np.array([m[0] for m in members], dtype=np.int64)
-            cfg = configs[h]
-            t0 = time.perf_counter()
-            try:
-                result = await asyncio.to_thread(fit_fn, phot.take(idx), cfg, photoz=photoz, cache_dir=cache_dir)
-                new_fits: list[SourceFit | None] = list(source_fits(result))
-                error = ""
-            except Exception as exc:  # noqa: BLE001 — one bad configuration must not sink the partition
-                new_fits = [None] * len(members)
-                error = f"fit_error: {type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
-            dt = time.perf_counter() - t0
-            fit_s += dt
-            for (i, d, patterns), f in zip(members, new_fits):
-                s = srcs[i]
-                s.tried.add(h)
-                s.acct.agent_steps += 1
-                s.acct.wall_seconds += dt / len(members)
-                if f is None:
-                    s.acct.fallbacks.append(error)
-                    s.history.append(Attempt(d.action.brief(), float("nan"), False, False))
-                    s.stale += 1
-                else:
-                    improved = acceptance.better(f, s.best)
-                    ok = acceptance.passes(f)
-                    old = s.best.chi2_red
-                    gain = (old - f.chi2_red) / old if math.isfinite(old) and old > 0 and math.isfinite(f.chi2_red) else 0.0
-                    delta.record(patterns, d.action.key(), gain, improved, ok)
-                    s.history.append(Attempt(d.action.brief(), f.chi2_red, ok, improved))
-                    if improved:
-                        s.best, s.best_config, s.stale = f, cfg, 0
-                    else:
-                        s.stale += 1
-                if acceptance.passes(s.best):
-                    finish(i, "accepted")
-                elif s.stale >= budgets.patience:
-                    finish(i, "no_improvement")
-        active = [i for i in active if not stop[i]]
-    for i in active:
+
+    async def drive(i: int) -> None:
+        """One source's chain of steps: propose → fit → evaluate, until it stops."""
+        for step in range(1, budgets.max_steps + 1):
+            asked = await decide(i, step)
+            if asked is None:
+                return
+            req, d = asked
+            if not record(i, step, d):
+                return
+            h = d.config.hash()
+            configs.setdefault(h, d.config)
+            f, error, share = await runner.fit(i, configs[h])
+            if not evaluate(i, d, req.state.patterns, h, f, error, share):
+                return
         finish(i, "max_steps")
+
+    dispatcher = asyncio.create_task(runner.run())
+    try:
+        await asyncio.gather(*(drive(i) for i in active))
+    finally:
+        dispatcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dispatcher
 
     out = _assemble(phot, triage, fits0, srcs, stop, entered, triage_ok, acceptance, configs)
     out.knowledge_delta = delta
@@ -321,7 +485,9 @@ async def run_agent_async(
     if usage is not None:
         out.overhead = {"llm_calls": usage.calls, "tokens_prompt": usage.prompt, "tokens_cached": usage.cached,
                         "tokens_completion": usage.completion}
-    out.seconds = {"total": time.perf_counter() - t_start, "policy": policy_s, "fit": fit_s}
+    llm, fit_busy, either = clocks.llm.total, clocks.fit.total, clocks.either.total
+    out.seconds = {"total": time.perf_counter() - t_start, "llm_wait": llm, "refit": fit_busy,
+                   "overlap": max(0.0, llm + fit_busy - either), "policy": policy_s, "fit": runner.seconds}
     return out
 
 

@@ -30,6 +30,7 @@ def _a(**kw: Any) -> Any:
 
 AGN_FRACTIONS = [0.0, 0.2, 0.4, 0.6, 0.8, 0.95]
 AGN_AV = [0.0, 1.0, 2.0, 3.0, 4.0]
+AGN_AV_COARSE = [0.0, 2.0, 4.0]  # when five values would take a big grid past ApplyLimits.max_models
 LOGU_HIGH = [-3.0, -2.5, -2.0, -1.5, -1.0]
 
 #: pattern → candidate actions, best first (expert order).
@@ -37,6 +38,7 @@ RULES: dict[str, list[Any]] = {
     "v_shape": [
         _a(op="enable", module="agn"),
         _a(op="set", param="agn.av_agn", values=AGN_AV),
+        _a(op="set", param="agn.av_agn", values=AGN_AV_COARSE),
         _a(op="widen", param="dust_attenuation.av", side="up"),
         _a(op="set", param="agn.frac_agn", values=AGN_FRACTIONS),
         _a(op="enable", module="burst"),
@@ -91,6 +93,13 @@ RULES: dict[str, list[Any]] = {
         _a(op="widen", param="sfh.tau", side="both"),
     ],
 }
+#: Not a residual pattern: the configuration has the AGN on but unobscured only (av_agn = [0])
+#: and the fit still fails — offer its reddening (a red, obscured AGN is what such a grid misses
+#: in AGN-dominated sources and little red dots) before the broad generic list.
+RULES["agn_unobscured"] = [
+    _a(op="set", param="agn.av_agn", values=AGN_AV),
+    _a(op="set", param="agn.av_agn", values=AGN_AV_COARSE),
+]
 #: "<field>_edge": the estimate of a grid parameter sits at the top of its value list → widen up.
 EDGE_PARAMS = {"av": "dust_attenuation.av", "frac_agn": "agn.frac_agn", "av_agn": "agn.av_agn",
                "logu": "nebular.logu"}
@@ -124,6 +133,8 @@ class RulesPolicy:
         earlier = set(req.state.seen_patterns) - set(patterns)
         order = [p for p in PATTERN_ORDER if p in patterns and p != "generic"]
         order += [p for p in PATTERN_ORDER if p in earlier and p != "generic"]  # still relevant
+        if req.config.agn.enabled and req.config.agn.av_agn == [0.0]:
+            order.append("agn_unobscured")
         if "generic" in patterns or self.fallback_generic:
             order.append("generic")  # when the specific rules are exhausted
         failed = {a.action for a in req.state.history if not a.improved}

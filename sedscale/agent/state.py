@@ -127,8 +127,9 @@ def detect_patterns(state: SourceState, thr: float = 2.0) -> tuple[str, ...]:
     * ``ir_under`` — rest red / near-IR (≥ 0.7 µm) under-predicted: some r > thr, mean r > 1;
     * ``line_excess`` — a band whose core holds Hα, [OIII], Hβ or [OII] at z has r > thr and
       exceeds its neighbours' mean residual by > thr;
-    * ``v_shape`` — the little-red-dot "V": observed f_ν falls to the red in the rest UV and rises
-      steeply in the rest optical (or residuals high at both ends, low between);
+    * ``v_shape`` — the little-red-dot "V": a blue rest UV (f_λ slope β < −0.37) and a red rest
+      optical (β > −0.5), after the LRD selection of Kocevski et al. 2024, with a kink between the two (or
+      residuals high at both ends, low between);
     * ``old_blue`` — ``uv_under`` while the fit's mass-weighted age is above 1 Gyr;
     * ``<field>_edge`` — the estimate of ``av``, ``frac_agn``, ``av_agn`` or ``logu`` lies in the top
       10% of its grid axis: the grid likely ends too early.
@@ -177,6 +178,15 @@ def _line_excess(state: SourceState, r: np.ndarray, ok: np.ndarray, thr: float) 
     return False
 
 
+#: f_nu slopes (d log f_nu / d log lambda) of the LRD "V": f_lambda slope beta = slope - 2, and
+#: Kocevski et al. (2024) select little red dots by beta_UV < -0.37 (rest 1250-3500 A) and
+#: beta_opt > 0 (rest 3700 A - 1.2 um). The optical limit is relaxed to beta_opt > -0.5: at z >~ 3
+#: Euclid / Roman reach only the blue end of the rest optical, where the host still dilutes the
+#: reddened AGN.
+V_UV_MAX = 2.0 - 0.37
+V_OPT_MIN = 1.5
+
+
 def _v_shape(state: SourceState, r: np.ndarray, lam: np.ndarray, ok: np.ndarray) -> bool:
     f, e = state.flux, state.error
     good = ok & np.isfinite(f) & np.isfinite(e) & (f > 3.0 * np.abs(e))
@@ -185,7 +195,9 @@ def _v_shape(state: SourceState, r: np.ndarray, lam: np.ndarray, ok: np.ndarray)
     if uvb.sum() >= 2 and opt.sum() >= 2:
         s_uv = np.polyfit(np.log10(lam[uvb]), np.log10(f[uvb]), 1)[0]
         s_opt = np.polyfit(np.log10(lam[opt]), np.log10(f[opt]), 1)[0]
-        if s_uv < -0.2 and s_opt > 1.2:
+        # f_lambda slopes beta = s - 2: Kocevski et al. (2024) select LRDs by beta_UV < -0.37 and
+        # beta_opt > 0; a kink of > 1 between the two keeps smooth red or blue SEDs out
+        if s_uv < V_UV_MAX and s_opt > V_OPT_MIN and s_opt - s_uv > 1.0:
             return True
     # residual V: both ends under-predicted, the middle over-predicted
     sel = np.flatnonzero(ok)

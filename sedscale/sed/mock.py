@@ -18,14 +18,22 @@ Hard classes (``hard_fraction`` of the sources, in equal shares):
   agn: frac_agn 0.3–0.8, AGN A_V 0–1, host A_V ≥ 0.3;
   strong_lines: + burst of 3–20 Myr holding 5–30 % of the mass, log U −2.5…−1.5, Z 0.1–0.4 Z☉;
   very_dusty: A_V 3–6;
-  lrd: "little red dots": z 4–7, log M* 8–9.5, young (50–500 Myr), host A_V 0.2–1,
-       AGN frac 0.5–0.9 seen through A_V,AGN 1.5–4 (red optical + blue UV from the host).
+  lrd: "little red dots" (compact, V-shaped: blue rest UV, very red rest optical, broad Hα):
+       z uniform 3–8 (JWST finds them mostly at 4–8, Kocevski et al. 2024; Euclid's Q1
+       candidates lie at lower z), log M* 8–9.5, a young (20–300 Myr, log-uniform), metal-poor
+       (0.1–0.4 Z☉) host lightly attenuated (A_V 0.2–0.6: the blue UV), and an AGN holding
+       97–99% of the IR luminosity (frac_agn) seen through A_V,AGN 1–2.5 of SMC dust: it outshines
+       the host redward of the Balmer limit (the red optical) and carries the broad Hα / Hβ of
+       the AGN model. Euclid and Roman reach the rest optical only at z ≲ 4.5 (the turnover at
+       3,650 Å lands beyond F213 / H above that), so only there is the "V" visible in a mock
+       catalog; at higher z these sources look like faint blue galaxies, as they would.
+       ``hard_classes=("lrd",)`` draws an LRD-only sample (the little-red-dots workflow's).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 
@@ -51,6 +59,8 @@ DEPTHS_5SIGMA: dict[str, dict[str, float]] = {
 SPACE_BANDS = {"euclid": EUCLID_BANDS, "roman": ("roman_f106", "roman_f129", "roman_f158", "roman_f184", "roman_f213")}
 MEDIAN_Z = {"euclid": 0.9, "roman": 1.3}
 HARD_CLASSES = ("agn", "strong_lines", "very_dusty", "lrd")
+#: Redshift range of the "little red dots" (uniform): see the module docstring.
+LRD_Z = (3.0, 8.0)
 
 
 def survey_bands(survey: str, ground: bool = True) -> tuple[str, ...]:
@@ -85,13 +95,14 @@ def _smail_z(rng: np.random.Generator, n: int, median: float) -> np.ndarray:
     return z
 
 
-def draw_truth(survey: str, n: int, rng: np.random.Generator, hard_fraction: float, cosmo: str) -> Truth:
+def draw_truth(survey: str, n: int, rng: np.random.Generator, hard_fraction: float, cosmo: str,
+               hard_classes: Sequence[str] = HARD_CLASSES) -> Truth:
     """Draw the parameters of ``n`` sources (see the module docstring for the distributions)."""
     klass = np.full(n, "normal", dtype=object)
     n_hard = int(round(hard_fraction * n))
     if n_hard:
         hard_idx = rng.choice(n, size=n_hard, replace=False)
-        klass[hard_idx] = np.array(HARD_CLASSES, dtype=object)[np.arange(n_hard) % len(HARD_CLASSES)]
+        klass[hard_idx] = np.array(tuple(hard_classes), dtype=object)[np.arange(n_hard) % len(hard_classes)]
     z = _smail_z(rng, n, MEDIAN_Z[survey])
     logm = np.clip(rng.normal(9.9, 0.6, n), 8.5, 11.8)
     tau = 10 ** rng.uniform(-1.0, 1.0, n)
@@ -119,15 +130,16 @@ def draw_truth(survey: str, n: int, rng: np.random.Generator, hard_fraction: flo
     i = pick("very_dusty")
     av[i] = rng.uniform(3.0, 6.0, i.size)
     i = pick("lrd")
-    z[i] = rng.uniform(4.0, 7.0, i.size)
+    z[i] = rng.uniform(LRD_Z[0], LRD_Z[1], i.size)
     logm[i] = rng.uniform(8.0, 9.5, i.size)
-    av[i] = rng.uniform(0.2, 1.0, i.size)
-    frac_agn[i] = rng.uniform(0.5, 0.9, i.size)
-    av_agn[i] = rng.uniform(1.5, 4.0, i.size)
+    av[i] = rng.uniform(0.2, 0.6, i.size)  # the blue rest-UV: a lightly attenuated young host
+    logz[i] = np.log10(rng.uniform(0.1, 0.4, i.size))
+    frac_agn[i] = rng.uniform(0.97, 0.99, i.size)  # the rest optical: a reddened AGN outshines the host
+    av_agn[i] = rng.uniform(1.0, 2.5, i.size)
 
     t_univ = cosmology.age_gyr(z, cosmo)
     age = np.maximum(frac_age * t_univ, 0.05)
-    age[i] = np.minimum(rng.uniform(0.05, 0.5, i.size), 0.95 * t_univ[i])
+    age[i] = np.minimum(10 ** rng.uniform(np.log10(0.02), np.log10(0.3), i.size), 0.95 * t_univ[i])
     params = SourceParams(
         z=z, age=age, tau=tau, metallicity=np.clip(10**logz, 0.02, 2.5), av=av, logu=logu,
         burst_age=burst_age, burst_fraction=burst_fraction, frac_agn=frac_agn, av_agn=av_agn,
@@ -145,11 +157,13 @@ def make_mock(
     depth_offset: float = 0.0,
     cosmology_name: str = "Planck18",
     progress: Callable[[int], None] | None = None,
+    hard_classes: Sequence[str] = HARD_CLASSES,
 ):
     """A mock catalog as a ``pyarrow.Table`` in the generic profile with ``truth_*`` columns.
 
     ``depth_offset`` (mag) deepens (> 0) or shallows every depth, e.g. 3 for S/N ≥ 20 samples;
-    ``ground=False`` keeps only the space bands. Deterministic for given arguments.
+    ``ground=False`` keeps only the space bands; ``hard_classes`` picks which hard classes share the
+    hard sources (e.g. ``("lrd",)`` for a little-red-dot sample). Deterministic for given arguments.
     """
     import pyarrow as pa
 
@@ -157,8 +171,11 @@ def make_mock(
         raise ValueError(f"survey must be one of {sorted(DEPTHS_5SIGMA)}, not {survey!r}")
     if not 0.0 <= hard_fraction <= 1.0:
         raise ValueError(f"hard_fraction must lie in [0, 1], not {hard_fraction}")
+    unknown = sorted(set(hard_classes) - set(HARD_CLASSES))
+    if unknown or not hard_classes:
+        raise ValueError(f"hard_classes must be a non-empty subset of {HARD_CLASSES}, not {tuple(hard_classes)}")
     rng = np.random.default_rng(seed)
-    truth = draw_truth(survey, n, rng, hard_fraction, cosmology_name)
+    truth = draw_truth(survey, n, rng, hard_fraction, cosmology_name, tuple(hard_classes))
     bands = survey_bands(survey, ground)
     per_msun, z, extras = model_photometry(truth.params, bands, cosmology_name=cosmology_name, progress=progress)
     formed = 10**truth.logmstar / extras["mstar"]

@@ -159,3 +159,54 @@ def test_acceptance_accepts_the_workflow_key_name() -> None:
     from sedscale.agent import AcceptanceTest
 
     assert AcceptanceTest.model_validate({"chi2_red_max": 5, "band_sigma_max": 4, "min_good_models": 1}).max_abs_residual == 4
+
+
+class _WaitsForAFit:
+    """Fake policy (unit test): source 1000 is answered at once; source 1001's answer waits until
+    a fit has started in the worker thread — only a pipelined loop can get there (a lock-step
+    loop would wait for every answer before fitting anything, and hang)."""
+
+    name = "fake-wait"
+
+    def __init__(self) -> None:
+        import threading
+
+        self.rules = RulesPolicy(explore=0.0)
+        self.fit_started: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.asked = threading.Event()
+
+    async def decide(self, requests):
+        if self.fit_started is None:
+            self.fit_started, self.loop = asyncio.Event(), asyncio.get_running_loop()
+        if any(r.state.source_id == 1001 and r.state.step == 1 for r in requests):
+            self.asked.set()
+            await asyncio.wait_for(self.fit_started.wait(), 60.0)
+        return await self.rules.decide(requests)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_fits_overlap_policy_waits_and_summary_says_where_time_went_fake_policy() -> None:
+    policy = _WaitsForAFit()
+    real = FakeFitter()
+
+    def fit(phot, config, **kw):
+        if policy.loop is not None and policy.fit_started is not None:
+            policy.loop.call_soon_threadsafe(policy.fit_started.set)
+        policy.asked.wait(60.0)  # source 1001 is waiting on the policy while this fit runs
+        return real(phot, config, **kw)
+
+    phot = fake_photometry([1, 2])
+    triage = real(phot, FitConfig())
+    out = run_agent(phot, triage, FitConfig(), policy, partition_id=0, fit=fit, overlap=True)
+    assert out.accepted.all()
+    s = out.summary()
+    for key in ("llm_wait_s", "refit_s", "overlap_s", "agent_wall_s"):
+        assert isinstance(s[key], float) and s[key] >= 0.0, key
+    assert s["refit_s"] > 0.0 and s["llm_wait_s"] > 0.0
+    assert s["overlap_s"] > 0.0  # a fit ran while a source waited on the policy
+    assert s["llm_wait_s"] + s["refit_s"] - s["overlap_s"] <= s["agent_wall_s"] + 1e-6
+    # the accounting still adds up: per-source wall seconds cover the summed fit time
+    assert sum(a.wall_seconds for a in out.accounting) >= out.seconds["fit"] - 1e-9

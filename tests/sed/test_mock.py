@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sedscale.bands import is_builtin_band
-from sedscale.sed.mock import DEPTHS_5SIGMA, HARD_CLASSES, make_mock, sigma_ujy
+from sedscale.sed.mock import DEPTHS_5SIGMA, HARD_CLASSES, LRD_Z, make_mock, sigma_ujy
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,18 @@ def test_hard_classes(euclid: pa.Table) -> None:
     agn = euclid["truth_frac_agn"].to_numpy()
     assert np.all(agn[klass == "agn"] >= 0.3) and np.all(agn[klass == "normal"] == 0)
     assert np.all(euclid["truth_av"].to_numpy()[klass == "very_dusty"] >= 3.0)
-    assert np.all(euclid["truth_z"].to_numpy()[klass == "lrd"] >= 3.99)
+    lrd = klass == "lrd"
+    assert np.all((euclid["truth_z"].to_numpy()[lrd] >= LRD_Z[0]) & (euclid["truth_z"].to_numpy()[lrd] <= LRD_Z[1]))
+    assert np.all(euclid["truth_frac_agn"].to_numpy()[lrd] >= 0.97)  # AGN-dominated rest optical
+    assert np.all(euclid["truth_av_agn"].to_numpy()[lrd] >= 1.0)  # ... seen through dust: red
+    assert np.all(euclid["truth_av"].to_numpy()[lrd] <= 0.6)  # ... beside a blue host
+
+
+def test_hard_classes_can_be_chosen() -> None:
+    t = make_mock("roman", 8, seed=2, hard_fraction=1.0, hard_classes=("lrd",))
+    assert set(t["truth_class"].to_pylist()) == {"lrd"}
+    with pytest.raises(ValueError, match="hard_classes"):
+        make_mock("roman", 3, seed=0, hard_fraction=1.0, hard_classes=("quasar",))
 
 
 def test_noise_matches_errors(euclid: pa.Table) -> None:
