@@ -141,18 +141,13 @@ def save_partition_summary(path: Path, summary: dict, timings: dict, run_id: Opt
 
 
 def _write_json_durable(path: Path, data: Any) -> Path:
+    """``data`` as readable JSON at ``path``, replaced atomically (the campaign's own atomic_write)."""
     import json
-    import os
-    import tempfile
 
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from sedscale.campaign.fsutil import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True, default=str).encode(), sync_dir=False)
     return path
 
 

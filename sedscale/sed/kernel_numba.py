@@ -127,6 +127,20 @@ def _argmax(q_buf, w):  # pragma: no cover
     return jb
 
 
+@_njit(fastmath=True, inline="always")
+def _window_exp(e, lo1):  # pragma: no cover
+    """exp(e) in float32 for the Δχ² window: (1 + x + … + x⁷/7!)^32 with x = max(e, lo1)/32
+    (relative error < 3e-6; the clamp keeps excluded models finite). Inlined into both callers
+    so their loops still vectorise."""
+    x = (e if e > lo1 else lo1) * _INV32
+    p = _ONE + x * (_ONE + x * (_C2 + x * (_C3 + x * (_C4 + x * (_C5 + x * (_C6 + x * _C7))))))
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    return p * p
+
+
 @_njit(fastmath=True)
 def _weights(a_buf, c_buf, s_buf, q_buf, l_buf, lp_buf, w, q_ref, half_screen,
              half_delta):  # pragma: no cover
@@ -151,13 +165,7 @@ def _weights(a_buf, c_buf, s_buf, q_buf, l_buf, lp_buf, w, q_ref, half_screen,
         q_buf[j] = q
         e = _HALF * (q - q_ref)
         inside = e >= lo
-        x = (e if e > lo1 else lo1) * _INV32
-        p = _ONE + x * (_ONE + x * (_C2 + x * (_C3 + x * (_C4 + x * (_C5 + x * (_C6 + x * _C7))))))
-        p = p * p
-        p = p * p
-        p = p * p
-        p = p * p
-        p = p * p
+        p = _window_exp(e, lo1)  # unconditionally, as a select: keeps the loop vectorised
         lw = p if inside else _ZERO
         lp = lw if pos else _ZERO
         l_buf[j] = lw
@@ -182,13 +190,7 @@ def _reweight(q_buf, a_buf, l_buf, lp_buf, w, q_ref, half_screen, half_delta):  
     for j in range(w):
         e = _HALF * (q_buf[j] - q_ref)
         inside = e >= lo
-        x = (e if e > lo1 else lo1) * _INV32
-        p = _ONE + x * (_ONE + x * (_C2 + x * (_C3 + x * (_C4 + x * (_C5 + x * (_C6 + x * _C7))))))
-        p = p * p
-        p = p * p
-        p = p * p
-        p = p * p
-        p = p * p
+        p = _window_exp(e, lo1)  # unconditionally, as a select: keeps the loop vectorised
         lw = p if inside else _ZERO
         lp = lw if a_buf[j] > _ZERO else _ZERO
         l_buf[j] = lw
