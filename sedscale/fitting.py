@@ -116,9 +116,7 @@ def empty_result_columns(n: int) -> dict[str, np.ndarray]:
 
 
 def _triage_accepted(result: Any, test: Any) -> np.ndarray:
-    from sedscale.agent import source_fits
-
-    return np.array([test.passes(f) for f in source_fits(result)], dtype=bool)
+    return test.passes_array(result)
 
 
 def fit_table(

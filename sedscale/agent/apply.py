@@ -11,6 +11,7 @@ spanning decades (ages, τ, metallicity, U_min), additive otherwise.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -117,6 +118,10 @@ def _open_agn_axes(config: FitConfig, data: dict, limits: ApplyLimits) -> None:
             data["agn"]["av_agn"] = list(AGN_ON_AV)
 
 
+_MEMO_SIZE = 8192
+_memo: "OrderedDict[tuple, FitConfig | ActionError]" = OrderedDict()
+
+
 def apply_action(
     config: FitConfig,
     action: Any,
@@ -129,7 +134,37 @@ def apply_action(
 
     ``estimates`` (name → (mean, std) of the current fit, names as in ``FitResult.estimates``)
     lets ``narrow`` keep the values near the current estimate.
+
+    Every action but ``narrow`` depends only on the configuration, the action and the limits, and
+    the rules policy asks the same few dozen of them for thousands of sources sharing a handful
+    of configurations; so their outcomes (configs are frozen) are memoised per process.
     """
+    if isinstance(action, Narrow):  # depends on this source's estimates
+        return _apply_action(config, action, estimates=estimates, photoz=photoz, limits=limits)
+    key = (config.hash(), action.model_dump_json(), photoz, limits)
+    hit = _memo.get(key)
+    if hit is None:
+        try:
+            hit = _apply_action(config, action, estimates=None, photoz=photoz, limits=limits)
+        except ActionError as exc:
+            hit = exc
+        _memo[key] = hit
+        if len(_memo) > _MEMO_SIZE:
+            _memo.popitem(last=False)
+    if isinstance(hit, ActionError):
+        raise ActionError(hit.code, hit.detail)
+    return hit
+
+
+def _apply_action(
+    config: FitConfig,
+    action: Any,
+    *,
+    estimates: Mapping[str, tuple[float, float]] | None,
+    photoz: bool,
+    limits: ApplyLimits,
+) -> FitConfig:
+    """:func:`apply_action`, computed."""
     if isinstance(action, (Accept, GiveUp)):
         raise ActionError("terminal_action", f"{action.op} does not change the configuration")
     data = config.model_dump(mode="python")

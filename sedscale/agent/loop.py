@@ -54,7 +54,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from sedscale.agent.acceptance import AcceptanceTest, SourceFit, source_fits
+from sedscale.agent.acceptance import PHOTOZ_FIELDS, AcceptanceTest, SourceFit, source_fits
 from sedscale.agent.accounting import SourceAccounting, accounting_columns, summarize
 from sedscale.agent.actions import TERMINAL_OPS
 from sedscale.agent.apply import ApplyLimits, apply_action, describe_config
@@ -325,27 +325,28 @@ async def run_agent_async(
     t_start = time.perf_counter()
     fit_fn = fit or _default_fit()
     n = len(phot)
-    fits0 = source_fits(triage)
-    if len(fits0) != n:
-        raise ValueError(f"triage has {len(fits0)} sources, photometry {n}")
+    chi2_0 = np.asarray(triage.chi2_red, dtype=np.float64)
+    if chi2_0.shape[0] != n:
+        raise ValueError(f"triage has {chi2_0.shape[0]} sources, photometry {n}")
     kb_epoch = knowledge.epoch if knowledge is not None else 0
     delta = KnowledgeBase(epoch=kb_epoch)
-    srcs = [_Source(i, int(phot.source_id[i]), fits0[i], config) for i in range(n)]
-    stop = [""] * n
-    triage_ok = np.array([acceptance.passes(f) for f in fits0], dtype=bool)
+    # vectorised triage: per-source objects only for the (few) sources the agent may take
+    triage_ok = acceptance.passes_array(triage)
+    helpable = acceptance.helpable_array(triage)
+    stop = ["triage_accepted" if ok else "" for ok in triage_ok.tolist()]
+    not_eligible = np.flatnonzero(~triage_ok & ~helpable)
+    for i, f in zip(not_eligible.tolist(), source_fits(triage, not_eligible)):
+        stop[i] = "not_eligible:" + ",".join(acceptance.failures(f))
+    candidates = np.flatnonzero(~triage_ok & helpable)
+    srcs = {i: _Source(i, int(phot.source_id[i]), f, config)
+            for i, f in zip(candidates.tolist(), source_fits(triage, candidates))}
     entered = np.zeros(n, dtype=bool)
-    active: list[int] = []
-    for i, f in enumerate(fits0):
-        if triage_ok[i]:
-            stop[i] = "triage_accepted"
-        elif not acceptance.agent_can_help(f):
-            stop[i] = "not_eligible:" + ",".join(acceptance.failures(f))
-        else:
-            active.append(i)
-            entered[i] = True
+    entered[candidates] = True
+    active: list[int] = candidates.tolist()
     quota = int(math.floor(budgets.max_agent_fraction * n + 1e-9))
     if len(active) > quota:  # the worst triage fits first (ties by source id): deterministic
-        ranked = sorted(active, key=lambda i: (-_finite(fits0[i].chi2_red), srcs[i].sid))
+        chi2_list = chi2_0.tolist()
+        ranked = sorted(active, key=lambda i: (-_finite(chi2_list[i]), srcs[i].sid))
         for i in ranked[quota:]:
             stop[i] = "agent_quota"
             entered[i] = False
@@ -479,7 +480,7 @@ async def run_agent_async(
         with contextlib.suppress(asyncio.CancelledError):
             await dispatcher
 
-    out = _assemble(phot, triage, fits0, srcs, stop, entered, triage_ok, acceptance, configs)
+    out = _assemble(phot, triage, config, srcs, stop, entered, triage_ok, acceptance, configs)
     out.knowledge_delta = delta
     usage = getattr(policy, "overhead", None)
     if usage is not None:
@@ -507,38 +508,67 @@ def _state(phot: Photometry, i: int, s: _Source, step: int, photoz: bool,
                        axes=s.best_config.axes())
 
 
-def _assemble(phot: Photometry, triage: Any, fits0: list[SourceFit], srcs: list[_Source], stop: list[str],
+def _assemble(phot: Photometry, triage: Any, config: FitConfig, srcs: dict[int, _Source], stop: list[str],
               entered: np.ndarray, triage_ok: np.ndarray, acceptance: AcceptanceTest,
               configs: dict[str, FitConfig]) -> AgentOutcome:
-    n = len(srcs)
+    """The outcome arrays: the triage fit's rows, overwritten by the agent's best fit of each
+    source it took (``srcs``)."""
+    n = len(phot)
     b = len(phot.filters)
-    finals = [s.best for s in srcs]
-    names = sorted({k for f in finals for k in f.estimates})
-    estimates = {k: (np.array([f.estimates.get(k, (np.nan, np.nan))[0] for f in finals]),
-                     np.array([f.estimates.get(k, (np.nan, np.nan))[1] for f in finals])) for k in names}
-    extra_names = sorted({k for f in finals for k in f.extra})
-    hashes = [s.best_config.hash() for s in srcs]
-    for s in srcs:
-        s.acct.stop_reason = s.acct.stop_reason or stop[s.index]
+    triage_chi2 = np.asarray(triage.chi2_red, dtype=np.float64)
+
+    def column(name: str, fill: float, dtype: Any = np.float64) -> np.ndarray:
+        value = getattr(triage, name, None)
+        return np.full(n, fill, dtype=dtype) if value is None else np.array(value, dtype=dtype)
+
+    chi2 = triage_chi2.copy()
+    dof = column("dof", 0, np.int64)
+    chi2_best = column("chi2_best", np.nan)
+    residual = np.array(triage.residual_sigma, dtype=np.float64).reshape(n, b)
+    best_flux = getattr(triage, "best_flux", None)
+    best_flux = np.full((n, b), np.nan) if best_flux is None else np.array(best_flux).reshape(n, b)
+    tri_est = getattr(triage, "estimates", {}) or {}
+    names = sorted(set(tri_est) | {k for s in srcs.values() for k in s.best.estimates})
+    estimates = {k: (np.array(tri_est[k][0], dtype=np.float64), np.array(tri_est[k][1], dtype=np.float64))
+                 if k in tri_est else (np.full(n, np.nan), np.full(n, np.nan)) for k in names}
+    tri_extra = {k: np.asarray(v, dtype=np.float64) for k in PHOTOZ_FIELDS
+                 if (v := getattr(triage, k, None)) is not None}
+    extra_names = sorted(set(tri_extra) | {k for s in srcs.values() for k in s.best.extra})
+    extra = {k: tri_extra[k].copy() if k in tri_extra else np.full(n, np.nan) for k in extra_names}
+    accepted = triage_ok.copy()
+    hashes = [config.hash()] * n
+    accounting = [SourceAccounting(stop_reason=r) for r in stop]
+    for i, s in srcs.items():
+        f = s.best
+        chi2[i], dof[i], chi2_best[i] = f.chi2_red, f.dof, f.chi2_best
+        residual[i], best_flux[i] = f.residual, f.best_flux
+        for k in names:
+            estimates[k][0][i], estimates[k][1][i] = f.estimates.get(k, (np.nan, np.nan))
+        for k in extra_names:
+            extra[k][i] = f.extra.get(k, np.nan)
+        accepted[i] = acceptance.passes(f)
+        hashes[i] = s.best_config.hash()
+        s.acct.stop_reason = s.acct.stop_reason or stop[i]
+        accounting[i] = s.acct
     return AgentOutcome(
         source_id=np.asarray(phot.source_id).copy(),
         entered=entered,
         triage_accepted=triage_ok,
-        accepted=np.array([acceptance.passes(f) for f in finals], dtype=bool),
-        chi2_red=np.array([f.chi2_red for f in finals]),
-        triage_chi2_red=np.array([f.chi2_red for f in fits0]),
-        dof=np.array([f.dof for f in finals], dtype=np.int64),
-        chi2_best=np.array([f.chi2_best for f in finals]),
+        accepted=accepted,
+        chi2_red=chi2,
+        triage_chi2_red=triage_chi2,
+        dof=dof,
+        chi2_best=chi2_best,
         estimates=estimates,
-        residual_sigma=np.stack([f.residual for f in finals]) if n else np.zeros((0, b)),
-        best_flux=np.stack([f.best_flux for f in finals]) if n else np.zeros((0, b)),
-        extra={k: np.array([f.extra.get(k, np.nan) for f in finals]) for k in extra_names},
+        residual_sigma=residual,
+        best_flux=best_flux,
+        extra=extra,
         config_hash=hashes,
         configs={h: configs[h] for h in sorted(set(hashes))},
         stop_reason=list(stop),
-        accounting=[s.acct for s in srcs],
-        history={s.sid: list(s.history) for s in srcs if entered[s.index]},
-        decisions={s.sid: list(s.decisions) for s in srcs if entered[s.index]},
+        accounting=accounting,
+        history={s.sid: list(s.history) for i, s in sorted(srcs.items()) if entered[i]},
+        decisions={s.sid: list(s.decisions) for i, s in sorted(srcs.items()) if entered[i]},
         knowledge_delta=KnowledgeBase(),
     )
 

@@ -69,12 +69,19 @@ def _clean_tmp(paths: CampaignPaths) -> None:
 
 
 def _stop_node_services(paths: CampaignPaths) -> None:
-    """Ask the per-node LLM services this run's workers started to stop (they also stop by
-    themselves once no worker of theirs is alive; this makes it prompt)."""
+    """Ask the per-node LLM services this run's workers started to stop, and wait (bounded) until
+    they have written their final accounting.
+
+    They also stop by themselves once no worker of theirs is alive; asking makes it prompt. It
+    must happen *before* the engine shuts down: cancelling a block signals every process of the
+    job, vLLM included, and a service whose servers are already gone cannot read their final
+    token counters.
+    """
     if paths.llm_dir.is_dir():
-        from sedscale.serve.node import request_stop
+        from sedscale.serve.node import request_stop, wait_stopped
 
         request_stop(paths.llm_dir)
+        wait_stopped(paths.llm_dir)
 
 
 def run_campaign(
@@ -143,9 +150,9 @@ def run_campaign(
                     if on_event:
                         on_event(event)
             finally:
+                _stop_node_services(paths)
                 if own_engine:
                     engine.shutdown()
-                _stop_node_services(paths)
         report.partitions_left = len(plan_resume(paths, meta.n_partitions, verify="none").pending)
         record.finished_at = time.time()
         record.write(paths)

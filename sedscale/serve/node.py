@@ -288,6 +288,26 @@ def request_stop(root: Path) -> None:
         _write_json(root / STOP_FILE, {"at": time.time(), "pid": os.getpid(), "host": socket.gethostname()})
 
 
+def wait_stopped(root: Path, timeout_s: float = 60.0) -> list[str]:
+    """Wait until every node daemon under ``root`` has stopped (or died); returns the hosts whose
+    daemon still ran at the deadline. A daemon on another node is judged by its record alone."""
+    root = Path(root)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        running = []
+        for record_path in sorted(root.glob("*/daemon.json")):
+            record = _read_json(record_path)
+            if not record or record.get("state") in ("stopped", "failed"):
+                continue
+            if record.get("host") == socket.gethostname() and not process_alive(
+                    int(record["pid"]), record.get("start_time")):
+                continue
+            running.append(str(record.get("host")))
+        if not running or time.monotonic() >= deadline:
+            return running
+        time.sleep(0.25)
+
+
 def services_on_host(root: Path, host: str | None = None) -> list[dict[str, Any]]:
     """The daemon records of ``host`` under ``root`` that are still alive (for tests and status)."""
     record = _live_daemon(node_dir(root, host))
