@@ -210,6 +210,7 @@ def bench_memory(rows_list: list[int], rows_per_partition: int, site: str, grid:
         results.append({"bench": "memory", "rows": rows, "rows_per_partition": rows_per_partition, "grid": grid,
                         "seconds": time.perf_counter() - t0, "rc": proc.returncode,
                         "peak_driver_rss_mb": peak["driver"] / 2**20, "peak_worker_rss_mb": peak["worker"] / 2**20})
+        print("progress:", json.dumps(results[-1]), file=sys.stderr, flush=True)  # long runs: partial figures
         catalog.unlink()
     if len(results) >= 2:
         for key in ("peak_driver_rss_mb", "peak_worker_rss_mb"):
