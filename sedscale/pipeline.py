@@ -9,6 +9,8 @@ id), never tables; the agent's seeds derive from (partition id, source id) only.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -106,7 +108,32 @@ def process_partition(campaign_dir: str, partition_id: int, run_id: Optional[str
     save_partition_summary(ctx.paths.partition_summary(partition_id), outcome.summary, timings, run_id)
     marker = commit_partition(ctx.paths, partition_id, results, chunk_rows=ctx.meta.chunk_rows,
                               run_id=run_id, elapsed_s=time.perf_counter() - t0)
+    del table, outcome, results
+    release_freed_memory()
     return PartitionSummary(partition_id, marker.n_rows, marker.counts, marker.elapsed_s)
+
+
+def release_freed_memory() -> None:
+    """Give the heap that a finished partition freed back to the operating system.
+
+    Why: a worker runs hundreds of partitions; glibc keeps freed blocks in its arenas, so without
+    this the worker's resident memory creeps up with every partition (measured: +50 MB per few
+    100k-row partitions, +21% over 50 partitions) although nothing is retained — a campaign's
+    memory would grow with the catalog. ``malloc_trim(0)`` returns it (the remedy Dask documents
+    for the same symptom). A no-op where the C library is not glibc.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        gc.collect()
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
 
 
 def node_llm_options(ctx: _Context) -> Any:

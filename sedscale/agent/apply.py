@@ -118,7 +118,7 @@ def _open_agn_axes(config: FitConfig, data: dict, limits: ApplyLimits) -> None:
             data["agn"]["av_agn"] = list(AGN_ON_AV)
 
 
-_MEMO_SIZE = 8192
+_MEMO_SIZE = 2048
 _memo: "OrderedDict[tuple, FitConfig | ActionError]" = OrderedDict()
 
 

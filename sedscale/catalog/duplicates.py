@@ -93,7 +93,9 @@ def find_duplicate_ids(
         memory: list[np.ndarray] = []
         try:
             for file_index, cf in enumerate(source.files):
-                pf = pq.ParquetFile(cf.path)
+                # pre_buffer off: with it, Arrow keeps every column chunk it read for the life of
+                # the reader, so the scan's memory grew with the file (+70 MB at 10^7 rows)
+                pf = pq.ParquetFile(cf.path, pre_buffer=False)
                 row = 0
                 for batch in pf.iter_batches(columns=[id_column], batch_size=1 << 17):
                     col = batch.column(0)
