@@ -123,13 +123,17 @@ def release_freed_memory() -> None:
     for the same symptom). A no-op where the C library is not glibc.
     """
     global _malloc_trim
+    from sedscale.sed.builder import release_prepared
+
+    release_prepared()
     if _malloc_trim is None:
         try:
             _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
         except (OSError, AttributeError):
             _malloc_trim = False
+    gc.collect()
+    pa.default_memory_pool().release_unused()  # Arrow's allocator (mimalloc/jemalloc) keeps its own
     if _malloc_trim:
-        gc.collect()
         _malloc_trim(0)
 
 

@@ -126,6 +126,15 @@ _PREPARED_NAMES = (
 )
 
 
+def release_prepared() -> None:
+    """Forget the prepared configurations (their composite spectra reach hundreds of MB for
+    configurations with many SFH or AGN combinations). A worker calls this between partitions:
+    the grids built from them stay cached, and keeping the last partition's largest preparation
+    alive set the worker's memory by the hardest partition it had seen so far."""
+    with _PREPARED_LOCK:
+        _PREPARED.clear()
+
+
 def _prepare(config: FitConfig) -> dict[str, Any]:
     """Everything about ``config`` that does not depend on redshift or filters — composite
     spectra per metallicity, SFH weights, attenuation curves, absorbed luminosities, dust and AGN
