@@ -109,12 +109,16 @@ class AcceptanceTest(BaseModel):
 
     def passes_array(self, result: object) -> np.ndarray:
         """:meth:`passes` of every source of a ``FitResult`` at once (boolean array)."""
-        return self._failure_masks(result)["any"] == 0
+        return self.triage_arrays(result)[0]
 
     def helpable_array(self, result: object) -> np.ndarray:
         """:meth:`agent_can_help` of every source of a ``FitResult`` at once (boolean array)."""
+        return self.triage_arrays(result)[1]
+
+    def triage_arrays(self, result: object) -> tuple[np.ndarray, np.ndarray]:
+        """(:meth:`passes_array`, :meth:`helpable_array`) from one pass over the result."""
         m = self._failure_masks(result)
-        return (m["any"] > 0) & ~m["no_fit"] & ~m["few_dof"]
+        return m["any"] == 0, (m["any"] > 0) & ~m["no_fit"] & ~m["few_dof"]
 
     def _failure_masks(self, result: object) -> dict[str, np.ndarray]:
         """Per-reason boolean masks mirroring :meth:`failures` (with :func:`source_fits`'

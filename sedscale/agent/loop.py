@@ -331,8 +331,7 @@ async def run_agent_async(
     kb_epoch = knowledge.epoch if knowledge is not None else 0
     delta = KnowledgeBase(epoch=kb_epoch)
     # vectorised triage: per-source objects only for the (few) sources the agent may take
-    triage_ok = acceptance.passes_array(triage)
-    helpable = acceptance.helpable_array(triage)
+    triage_ok, helpable = acceptance.triage_arrays(triage)
     stop = ["triage_accepted" if ok else "" for ok in triage_ok.tolist()]
     not_eligible = np.flatnonzero(~triage_ok & ~helpable)
     for i, f in zip(not_eligible.tolist(), source_fits(triage, not_eligible)):

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sedscale.sed.kernel_numba import HAVE_NUMBA
-
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")]
+pytestmark = pytest.mark.slow  # numba is a hard dependency (pyproject.toml): this never skips
 
 SCRIPT = r"""
 import json, sys
