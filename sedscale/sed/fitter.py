@@ -95,6 +95,10 @@ class ModelSet:
         k = np.max(np.abs(f), axis=(0, 2))
         k = np.where(np.isfinite(k) & (k > 0), k, 1.0)
         m = np.nan_to_num(f / k[None, :, None])
+        if mb >= ORDER_MIN_MODELS:  # similar shapes side by side: see shape_order
+            order = shape_order(m[0])
+            f, m, k = f[:, order], m[:, order], k[order]
+            object.__setattr__(self, "model_index", np.asarray(self.model_index)[order])
         lin = np.concatenate([m[i] for i in range(r)], axis=1)
         quad = [m[i] * m[j] for i in range(r) for j in range(i, r)]
         quad.append(np.ones((mb, 1)))
@@ -128,6 +132,29 @@ class ModelSet:
     @property
     def n_mix(self) -> int:
         return int(self.flux.shape[0])
+
+
+#: Model sets at least this large are stored in :func:`shape_order` (smaller ones fit in a few
+#: of the fused kernel's tiles, where the order does not matter).
+ORDER_MIN_MODELS = 2048
+
+
+def shape_order(scaled: np.ndarray) -> np.ndarray:
+    """A stable order of models (rows of ``scaled``, (Mb, B) fluxes over their largest band) that
+    puts similar SED shapes next to each other: by the slope of log flux against band number.
+
+    Why: a source's Δχ² window holds a few per cent of the models, but in grid order they are
+    scattered over half of the kernel's tiles, and every tile holding one pays the full pass of
+    weighted sums. Sorted by this slope (≈ the first principal component of the grid's colours)
+    the window falls in about a quarter as many tiles (physics grid, 10^5 models: 55% → 13%).
+    The key is elementwise and BLAS-free, so the order is the same on every run and node; the
+    sort is stable, so identical SEDs keep their grid order (ties still go to the first).
+    """
+    lg = np.log10(np.clip(scaled, 1e-6, None))
+    x = np.arange(lg.shape[1], dtype=np.float64)
+    x -= x.mean()
+    key = (lg * x).sum(axis=1)
+    return np.argsort(key, kind="stable")
 
 
 def _pad_rows(x: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sedscale.sed import fitter
 from sedscale.sed.fitter import (Block, KernelOptions, ModelSet, Observations, fit_reference,
                                  fit_single_redshift, run_kernel)
 from sedscale.sed.kernel_numba import HAVE_NUMBA
@@ -57,7 +58,11 @@ def test_high_snr_rows_are_refined_in_float64(fused):
 
 
 @pytest.mark.parametrize("fused", PATHS)
-def test_missing_band_weighs_zero(problem, fused):
+def test_missing_band_weighs_zero(problem, fused, monkeypatch):
+    # the 8- and the 7-band model sets would be stored in different shape orders (the key uses
+    # every band of the set), and float32 sums in another order differ by ~1e-5: keep grid order
+    # so the comparison shows the missing band weighs exactly zero (the order: test_shape_order_*)
+    monkeypatch.setattr(fitter, "ORDER_MIN_MODELS", 10**9)
     flux, table, obs, err = problem
     obs = obs.copy()
     err = err.copy()
@@ -168,3 +173,39 @@ def test_recovers_truth_on_noiseless_sources():
     np.testing.assert_allclose(res.log_s_best, log_s, atol=1e-5)
     assert np.all(res.chi2_best < 1e-6)
     np.testing.assert_allclose(res.residual_sigma, 0.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("fused", PATHS)
+def test_shape_order_changes_no_estimate(problem, fused, monkeypatch):
+    """Model sets stored in shape order (the default above ORDER_MIN_MODELS) give the grid-order
+    fit up to float32 summation order: same best models, χ², estimates (to 5e-4, the float64
+    reference test's tolerance being 1e-3)."""
+    flux, table, obs, err = problem
+    assert flux.shape[0] >= fitter.ORDER_MIN_MODELS
+    opts = KernelOptions(use_numba=fused)
+    ordered = fit_single_redshift(obs, err, flux, table, options=opts)
+    monkeypatch.setattr(fitter, "ORDER_MIN_MODELS", 10**9)
+    plain = fit_single_redshift(obs, err, flux, table, options=opts)
+    np.testing.assert_array_equal(ordered.best_model, plain.best_model)
+    np.testing.assert_allclose(ordered.chi2_best, plain.chi2_best, rtol=1e-6, atol=1e-6)
+    for name in ("age", "av", "logmstar", "logsfr"):
+        for k in (0, 1):
+            np.testing.assert_allclose(ordered.estimates[name][k], plain.estimates[name][k], atol=5e-4,
+                                       err_msg=name)
+
+
+def test_shape_order_groups_similar_models():
+    """The order is a permutation, stable for identical SEDs, and sorts by the log-flux slope."""
+    rng = np.random.default_rng(0)
+    slope = rng.uniform(-2, 2, 5000)
+    slope[10] = slope[3]  # an identical pair keeps its grid order
+    x = np.linspace(-1, 1, 8)
+    scaled = 10 ** (slope[:, None] * (x[None, :] - 1))  # largest band = 1
+    order = fitter.shape_order(scaled)
+    assert sorted(order.tolist()) == list(range(5000))
+    assert np.all(np.diff(slope[order]) >= 0)
+    pos = np.argsort(order)
+    assert pos[10] == pos[3] + 1
+    ms = ModelSet(scaled[None].astype(np.float32), np.arange(5000))
+    np.testing.assert_array_equal(ms.model_index, order)  # flux and model_index move together
+    np.testing.assert_allclose(ms.lin64, scaled[order] / scaled[order].max(axis=1, keepdims=True), rtol=1e-6)
