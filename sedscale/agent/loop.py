@@ -214,16 +214,23 @@ class _FitJob:
 class _FitRunner:
     """Fits queued (source, configuration) jobs in worker threads, grouped by configuration.
 
-    A free worker takes the oldest job and every queued job of the same configuration hash, so
-    sources that asked for the same configuration while earlier fits ran share one vectorized
-    call (and one grid); the others stay queued and may gain members meanwhile. Each job's
+    A free worker takes the oldest job and the queued jobs of the same configuration hash (up to
+    ``max_group``), so sources that asked for the same configuration while earlier fits ran share
+    one vectorized call (and one prepared configuration); the others stay queued and may gain
+    members meanwhile. The cap keeps the policy fed: a re-fit costs per source (its own redshift
+    nodes), so one call for 40 sources would hold all 40 back from their next LLM request for
+    its whole duration and send them at once (a burst, then an idle server); in calls of a few
+    sources they return to the policy in a steady stream. Each job's
     future receives ``(fit or None, error text, this source's share of the call's seconds)``.
     """
 
     def __init__(self, fit_fn: FitFunction, phot: Photometry, *, photoz: bool, cache_dir: Path | None,
-                 clocks: _Clocks, workers: int = 1, overlap: bool = True) -> None:
+                 clocks: _Clocks, workers: int = 1, overlap: bool = True, max_group: int = 8) -> None:
         if workers < 1:
             raise ValueError("fit_workers must be >= 1")
+        if max_group < 1:
+            raise ValueError("fit_group must be >= 1")
+        self.max_group = max_group
         self.overlap = overlap
         self.changed = asyncio.Event()  # set whenever a policy call or a fit ends (phase gating)
         self.fitting = 0  # groups taken from the queue and not finished
@@ -255,8 +262,9 @@ class _FitRunner:
                     for w in pending:
                         w.cancel()
                 h = self.queue[0].config.hash()
-                group = [j for j in self.queue if j.config.hash() == h]
-                self.queue = [j for j in self.queue if j.config.hash() != h]
+                group = [j for j in self.queue if j.config.hash() == h][: self.max_group]
+                taken = {id(j) for j in group}
+                self.queue = [j for j in self.queue if id(j) not in taken]
                 self.fitting += 1
                 task = asyncio.create_task(self._fit_group(group))
                 self.tasks.add(task)
@@ -308,6 +316,7 @@ async def run_agent_async(
     fit: FitFunction | None = None,
     fit_workers: int = 1,
     overlap: bool = False,
+    fit_group: int = 8,
 ) -> AgentOutcome:
     """Run the agent on the sources of one partition whose triage fit fails ``acceptance``.
 
@@ -320,7 +329,8 @@ async def run_agent_async(
     — for a node whose LLM runs on accelerators; off (the default), the partition alternates
     phases like lock-step (no policy call starts while a fit runs, no fit starts while a policy
     call is out), which is faster where the LLM server and the fits share the same
-    CPU cores (measured: docs/AGENT.md).
+    CPU cores (measured: docs/AGENT.md). ``fit_group``: the most sources one re-fit call takes
+    (see :class:`_FitRunner`); results do not depend on it.
     """
     t_start = time.perf_counter()
     fit_fn = fit or _default_fit()
@@ -357,7 +367,7 @@ async def run_agent_async(
         set_base(config)
     clocks = _Clocks()
     runner = _FitRunner(fit_fn, phot, photoz=photoz, cache_dir=cache_dir, clocks=clocks, workers=fit_workers,
-                        overlap=overlap)
+                        overlap=overlap, max_group=fit_group)
     policy_s = 0.0  # summed per-source decision latencies (the old "policy" figure; overlaps)
 
     def finish(i: int, reason: str) -> None:

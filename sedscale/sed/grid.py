@@ -108,10 +108,16 @@ def known_z_nodes(config: FitConfig, redshifts: np.ndarray) -> np.ndarray:
     return lattice_nodes(config, cells) if cells.size else np.zeros(0)
 
 
-#: Lattice nodes per cached block. A block is always built whole, so a node's fluxes never depend
-#: on which other nodes a partition needed (bit-identical results whatever the partitioning), and
-#: a campaign of small partitions builds every block once (memory cache, then disk cache).
+#: Lattice nodes per cached block. A block is built whole when a fit needs several of its nodes,
+#: so a campaign of small partitions builds every block once (memory cache, then disk cache).
 LATTICE_BLOCK = 8
+
+#: A fit that needs at most this many nodes of a block that is not cached builds only those
+#: nodes: one source's bracketing pair. Agent re-fits (a few sources, each at its own redshift,
+#: under a configuration nobody else uses) would otherwise build 8 nodes for every 2 they use.
+#: A node's fluxes do not depend on which other nodes are built with it (each node is computed
+#: on its own: tests/sed/test_lattice_cache.py), so results are bit-identical either way.
+SPARSE_BLOCK_NODES = 2
 
 #: Number of grid builds (cache misses) in this process: lets tests prove reuse.
 BUILD_COUNT = {"grids": 0, "nodes": 0}
@@ -127,11 +133,18 @@ def build_lattice_grid(config: FitConfig, filters: Sequence[str], redshifts: np.
     parts = []
     for blk in np.unique(cells // LATTICE_BLOCK):
         block_cells = np.arange(blk * LATTICE_BLOCK, (blk + 1) * LATTICE_BLOCK, dtype=np.int64)
-        grid = build_grid(config, filters, lattice_nodes(config, block_cells), cache_dir)
+        needed = cells[cells // LATTICE_BLOCK == blk]
+        block_nodes = lattice_nodes(config, block_cells)
+        if needed.size <= SPARSE_BLOCK_NODES and not _cached(config, filters, block_nodes, cache_dir):
+            # not written to disk: one source's nodes under (mostly) a one-off configuration
+            grid = build_grid(config, filters, lattice_nodes(config, needed), cache_dir, persist=False)
+            parts.append((grid, np.arange(needed.size)))
+            continue
+        grid = build_grid(config, filters, block_nodes, cache_dir)
         take = np.flatnonzero(np.isin(block_cells, cells))
         parts.append((grid, take))
     first = parts[0][0]
-    if len(parts) == 1 and parts[0][1].size == LATTICE_BLOCK:
+    if len(parts) == 1 and parts[0][1].size == first.redshifts.size:
         return first
     return ModelGrid(filters=first.filters,
                      redshifts=np.concatenate([g.redshifts[t] for g, t in parts]),
@@ -166,6 +179,19 @@ def clear_memory_cache() -> None:
     """Forget every in-memory grid (tests; memory pressure)."""
     with _MEMORY_LOCK:
         _MEMORY_CACHE.clear()
+
+
+def _cached(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray, cache_dir: Path | None) -> bool:
+    """Whether :func:`build_grid` would find this grid in memory or on disk (no build)."""
+    key = grid_cache_key(config, tuple(filters), np.asarray(redshifts, dtype=np.float64).reshape(-1))
+    with _MEMORY_LOCK:
+        if key in _MEMORY_CACHE:
+            return True
+    return cache_dir is not None and _grid_path(Path(cache_dir), key).exists()
+
+
+def _grid_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / f"grid-{key[:32]}.npz"
 
 
 def _remember(key: str, grid: ModelGrid) -> None:
@@ -220,11 +246,14 @@ def build_grid(
     filters: Sequence[str],
     redshifts: np.ndarray | Sequence[float],
     cache_dir: Path | None = None,
+    *,
+    persist: bool = True,
 ) -> ModelGrid:
     """The model grid of ``config`` in ``filters`` at the redshift nodes ``redshifts``.
 
     Looks in the process memory cache, then in ``cache_dir`` (if given), then builds
-    (vectorized; see :mod:`sedscale.sed.builder`) and stores in both. Arrays of a cached grid are
+    (vectorized; see :mod:`sedscale.sed.builder`) and stores in both (on disk only if
+    ``persist``). Arrays of a cached grid are
     shared between callers: treat them as read-only.
     """
     filters = tuple(filters)
@@ -235,7 +264,7 @@ def build_grid(
         if hit is not None:
             _MEMORY_CACHE.move_to_end(key)
             return hit
-    path = Path(cache_dir) / f"grid-{key[:32]}.npz" if cache_dir is not None else None
+    path = _grid_path(Path(cache_dir), key) if cache_dir is not None else None
     grid = _load(path, key) if path is not None and path.exists() else None
     if grid is None:
         from sedscale.sed.builder import build_arrays
@@ -244,7 +273,7 @@ def build_grid(
         BUILD_COUNT["grids"] += 1
         BUILD_COUNT["nodes"] += int(z.size)
         grid = ModelGrid(filters=filters, redshifts=z, config_hash=config.hash(), cache_key=key, **arrays)
-        if path is not None:
+        if path is not None and persist:
             _save(path, grid)
     for arr in (grid.flux, grid.valid, grid.redshifts, *grid.intensive.values(), *grid.extensive.values()):
         arr.flags.writeable = False

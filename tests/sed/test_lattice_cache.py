@@ -54,7 +54,10 @@ def _blocks_needed(phot: Photometry) -> int:
     return int(np.unique(cells // grid_mod.LATTICE_BLOCK).size)
 
 
-def test_small_partitions_build_each_block_once_and_agree_bit_for_bit(tmp_path):
+def test_small_partitions_build_each_block_once_and_agree_bit_for_bit(tmp_path, monkeypatch):
+    # the block-reuse mechanism alone: without it a partition that needs only one source's pair
+    # of nodes in a block builds just that pair (test below)
+    monkeypatch.setattr(grid_mod, "SPARSE_BLOCK_NODES", 0)
     phot = _catalog()
     n_blocks = _blocks_needed(phot)
     assert n_blocks >= 3  # the test must span several blocks to mean anything
@@ -85,3 +88,32 @@ def test_lattice_grid_nodes_match_known_z_nodes():
     g = grid_mod.build_lattice_grid(cfg, BANDS, z)
     np.testing.assert_allclose(g.redshifts, grid_mod.known_z_nodes(cfg, z), rtol=0, atol=1e-12)
     assert g.flux.shape[0] == g.redshifts.size == g.valid.shape[0]
+
+
+def test_a_node_does_not_depend_on_the_nodes_built_with_it():
+    """What lets a fit of one source build only its two nodes (SPARSE_BLOCK_NODES) instead of
+    their whole block: a node's fluxes are the same bits whichever other nodes are built."""
+    cfg = FitConfig.from_dict(TINY)
+    nodes = grid_mod.lattice_nodes(cfg, np.arange(8 * 50, 8 * 51, dtype=np.int64))
+    grid_mod.clear_memory_cache()
+    whole = grid_mod.build_grid(cfg, BANDS, nodes)
+    pair = grid_mod.build_grid(cfg, BANDS, nodes[3:5])
+    np.testing.assert_array_equal(pair.flux, whole.flux[3:5])
+    np.testing.assert_array_equal(pair.valid, whole.valid[3:5])
+
+
+def test_one_source_builds_its_pair_of_nodes_and_fits_as_in_a_whole_block(tmp_path):
+    phot = _catalog()
+    grid_mod.clear_memory_cache()
+    whole = _fit_in_partitions(phot, len(phot.source_id))  # every block built whole (48 sources)
+    grid_mod.clear_memory_cache()
+    small = _fit_in_partitions(phot, 3)  # partitions of 3: many blocks see one source's pair
+    for key, value in whole.items():
+        np.testing.assert_array_equal(small[key], value, err_msg=key)
+    one = _rows(phot, slice(0, 1))
+    grid_mod.clear_memory_cache()
+    before = dict(grid_mod.BUILD_COUNT)
+    alone = _fit_in_partitions(one, 1)
+    assert grid_mod.BUILD_COUNT["nodes"] - before["nodes"] <= 2 * grid_mod.SPARSE_BLOCK_NODES  # not 8
+    for key, value in alone.items():
+        np.testing.assert_array_equal(value, whole[key][:1], err_msg=key)
