@@ -120,8 +120,10 @@ def release_freed_memory() -> None:
     the grid builder keeps its last prepared configurations (hundreds of MB for large ones); in
     one process over 8 100k-row partitions resident memory after each partition rose 1,037 →
     1,443 MB without this and 1,039 → 1,069 MB with ``malloc_trim(0)`` (the remedy Dask documents
-    for the same symptom). The trim is a no-op where the C library is not glibc. It does not
-    remove every step: see docs/CAMPAIGNS.md on the worker's high-water memory.
+    for the same symptom). The trim is a no-op where the C library is not glibc. It hands back
+    only what is free: anything a process-wide cache still references (e.g. a caught exception,
+    whose traceback pins the partition's frames) stays — see docs/CAMPAIGNS.md on the worker's
+    high-water memory.
     """
     global _malloc_trim
     from sedscale.sed.builder import release_prepared

@@ -119,7 +119,19 @@ def _open_agn_axes(config: FitConfig, data: dict, limits: ApplyLimits) -> None:
 
 
 _MEMO_SIZE = 2048
-_memo: "OrderedDict[tuple, FitConfig | ActionError]" = OrderedDict()
+
+
+@dataclass(frozen=True)
+class _Rejected:
+    """A memoised rejection: the :class:`ActionError`'s code and detail, never the exception
+    itself — a caught exception holds its traceback, whose frames (and their callers') hold the
+    whole partition being fitted (rows, photometry, results), and the memo outlives partitions."""
+
+    code: str
+    detail: str
+
+
+_memo: "OrderedDict[tuple, FitConfig | _Rejected]" = OrderedDict()
 
 
 def apply_action(
@@ -147,11 +159,11 @@ def apply_action(
         try:
             hit = _apply_action(config, action, estimates=None, photoz=photoz, limits=limits)
         except ActionError as exc:
-            hit = exc
+            hit = _Rejected(exc.code, exc.detail)
         _memo[key] = hit
         if len(_memo) > _MEMO_SIZE:
             _memo.popitem(last=False)
-    if isinstance(hit, ActionError):
+    if isinstance(hit, _Rejected):
         raise ActionError(hit.code, hit.detail)
     return hit
 
