@@ -22,6 +22,7 @@ cached, completion tokens) is read from every reply, including the ones that are
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 import time
 from dataclasses import dataclass, field
@@ -163,6 +164,10 @@ class LLMPolicy:
         self._ready = False
         self._sem: asyncio.Semaphore | None = None
         self._lock: asyncio.Lock | None = None
+        # (sent, answered) perf_counter times of every source request at the server (not the
+        # warm-up; not the time queued behind ``concurrency``): what the server was asked to
+        # carry at once, for benchmarks (the last 100,000)
+        self.request_times: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
         self.replies: list[str] = []  # raw replies (first 2,000), for debugging and tests
         self.sent: list[str] = []  # per-source prompt suffixes (first 2,000), idem
 
@@ -276,10 +281,14 @@ class LLMPolicy:
                 break
             try:
                 async with self._sem:
-                    resp = await asyncio.wait_for(
-                        self._create(messages, max_tokens=self.options.max_tokens, seed=req.seed % 2**31,
-                                     source=str(req.state.source_id)),
-                        self.options.timeout_s * 1.5 + 1.0)
+                    sent = time.perf_counter()
+                    try:
+                        resp = await asyncio.wait_for(
+                            self._create(messages, max_tokens=self.options.max_tokens, seed=req.seed % 2**31,
+                                         source=str(req.state.source_id)),
+                            self.options.timeout_s * 1.5 + 1.0)
+                    finally:
+                        self.request_times.append((sent, time.perf_counter()))
                 self.breaker.success()
                 break
             except Exception as exc:  # noqa: BLE001 — classified below; never raised per source
