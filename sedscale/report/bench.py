@@ -136,7 +136,7 @@ def bench_serve(bdir: Path, tmp: Path, timeout: float) -> list[Figure]:
 
 def bench_agent(bdir: Path, tmp: Path, timeout: float) -> list[Figure]:
     out = tmp / "agent.json"
-    proc = _run([str(bdir / "bench_agent.py"), "--sources", "32", "--json", str(out)], timeout)
+    proc = _run([str(bdir / "bench_agent.py"), "--sources", "32", "--repeat", "1", "--json", str(out)], timeout)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip()[-300:])
     s = json.loads(out.read_text())["summary"]
