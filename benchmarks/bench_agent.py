@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import subprocess
@@ -85,7 +86,7 @@ async def _agent_run(args, base_url: str, api_key: str | None, root: str, cache_
 
     before = _metrics(root)
     for pol in policies:
-        pol.request_times.clear()
+        pol.request_times = collections.deque()
     t0 = time.perf_counter()
     import inspect
 
@@ -240,6 +241,15 @@ def _bench_serve(root: str, model: str, tokenizer: str, api_key: str | None, age
             "completed": res.get("completed"), "seconds": time.perf_counter() - t0}
 
 
+def _forget_grids() -> None:
+    """Empty this process's grid caches (memory grids, prepared configurations, node responses)."""
+    from sedscale.sed.builder import release_prepared
+    from sedscale.sed.grid import clear_memory_cache
+
+    clear_memory_cache()
+    release_prepared()
+
+
 def _pin_threads(cores: set[int]) -> None:
     """Every thread of this process to ``cores`` (``sched_setaffinity(0)`` moves only the calling
     thread; BLAS pools started at import would keep running on the server's cores), and the BLAS
@@ -273,6 +283,8 @@ def _split_cores(spec: str) -> tuple[set[int], set[int]]:
         server = set(cores[: max(1, len(cores) // 2)])
     else:
         server = {int(c) for c in spec.split(",")}
+    if not server <= set(cores):
+        raise SystemExit(f"--server-cores {spec!r}: not all of them are this process's cores {cores}")
     agent = set(cores) - server
     if not server or not agent:
         raise SystemExit(f"--server-cores {spec!r} leaves no core for the server or for the agent (cores {cores})")
@@ -304,6 +316,8 @@ def main() -> int:
                     help="agent run + benches repeated on fresh mock sources (seed + k); the median ratio is reported")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
 
     from sedscale.testing.tiny_llama import build_tiny_llama
 
@@ -345,6 +359,7 @@ def main() -> int:
         runs = []
         for rep in range(args.repeat):  # new mock sources each time: their prompts are not in the prefix cache
             rep_args = argparse.Namespace(**{**vars(args), "seed": args.seed + rep})
+            _forget_grids()  # and every repetition starts as cold as the first
             agent = asyncio.run(_agent_run(rep_args, f"{root}/v1", api_key, root, work / f"grids-{rep}"))
             print(f"[{rep + 1}/{args.repeat}] (b) agent ({agent['loop']} loop): {agent['agent_sources']}/{agent['sources']} sources in the loop, {agent['accepted']} accepted; "
                   f"{agent['llm_calls']} LLM calls, {agent['completion_per_call']:.0f} output / {agent['prompt_per_call']:.0f} "

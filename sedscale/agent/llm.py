@@ -164,10 +164,10 @@ class LLMPolicy:
         self._ready = False
         self._sem: asyncio.Semaphore | None = None
         self._lock: asyncio.Lock | None = None
-        # (sent, answered) perf_counter times of every source request at the server (not the
-        # warm-up; not the time queued behind ``concurrency``): what the server was asked to
-        # carry at once, for benchmarks (the last 100,000)
-        self.request_times: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
+        # set to a deque to record (sent, answered) perf_counter times of every source request at
+        # the server (not the warm-up, not the time queued behind ``concurrency``): what the
+        # server was asked to carry at once — benchmarks only, off in campaigns
+        self.request_times: collections.deque[tuple[float, float]] | None = None
         self.replies: list[str] = []  # raw replies (first 2,000), for debugging and tests
         self.sent: list[str] = []  # per-source prompt suffixes (first 2,000), idem
 
@@ -288,7 +288,8 @@ class LLMPolicy:
                                          source=str(req.state.source_id)),
                             self.options.timeout_s * 1.5 + 1.0)
                     finally:
-                        self.request_times.append((sent, time.perf_counter()))
+                        if self.request_times is not None:
+                            self.request_times.append((sent, time.perf_counter()))
                 self.breaker.success()
                 break
             except Exception as exc:  # noqa: BLE001 — classified below; never raised per source

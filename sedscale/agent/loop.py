@@ -17,8 +17,8 @@
    server shares the CPU cores with the fits (tests, laptops); ``overlap=True`` is the setting
    for nodes whose LLM runs on accelerators.
 3. **Execute.** One fit runner (``fit_workers`` threads, so the event loop and the other sources'
-   LLM calls keep running) takes the oldest queued job and, with it, every queued job of the same
-   ``FitConfig.hash()``: sources that asked for the same configuration while the previous fit ran
+   LLM calls keep running) takes the oldest queued job and, with it, the queued jobs of the same
+   ``FitConfig.hash()`` (at most ``fit_group`` when pipelined): sources that asked for the same configuration while the previous fit ran
    share one vectorized ``fit_photometry`` call on one cached grid. The fit of a source does not
    depend on which other sources share its call (the kernel works row by row), so the grouping —
    which depends on timing — never changes a result.
@@ -330,7 +330,8 @@ async def run_agent_async(
     phases like lock-step (no policy call starts while a fit runs, no fit starts while a policy
     call is out), which is faster where the LLM server and the fits share the same
     CPU cores (measured: docs/AGENT.md). ``fit_group``: the most sources one re-fit call takes
-    (see :class:`_FitRunner`); results do not depend on it.
+    in the pipelined loop (see :class:`_FitRunner`; with phases a group's sources all wait for
+    the phase anyway); results do not depend on it.
     """
     t_start = time.perf_counter()
     fit_fn = fit or _default_fit()
@@ -367,7 +368,7 @@ async def run_agent_async(
         set_base(config)
     clocks = _Clocks()
     runner = _FitRunner(fit_fn, phot, photoz=photoz, cache_dir=cache_dir, clocks=clocks, workers=fit_workers,
-                        overlap=overlap, max_group=fit_group)
+                        overlap=overlap, max_group=fit_group if overlap else 1 << 30)  # phases: nobody waits on a part
     policy_s = 0.0  # summed per-source decision latencies (the old "policy" figure; overlaps)
 
     def finish(i: int, reason: str) -> None:

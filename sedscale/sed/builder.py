@@ -176,11 +176,16 @@ _PREPARED_NAMES = (
 
 def release_prepared() -> None:
     """Forget the prepared configurations (their composite spectra reach hundreds of MB for
-    configurations with many SFH or AGN combinations). A worker calls this between partitions:
-    the grids built from them stay cached, and keeping the last partition's largest preparation
-    alive set the worker's memory by the hardest partition it had seen so far."""
+    configurations with many SFH or AGN combinations) and the node responses. A worker calls
+    this between partitions: the grids built from them stay cached, and keeping the last
+    partition's largest preparation alive set the worker's memory by the hardest partition it
+    had seen so far."""
+    global _RESPONSES_BYTES
     with _PREPARED_LOCK:
         _PREPARED.clear()
+    with _RESPONSES_LOCK:
+        _RESPONSES.clear()
+        _RESPONSES_BYTES = 0
 
 
 def _prepare(config: FitConfig) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from sedscale.sed.config import FitConfig
 
 #: Version of the grid physics; bump whenever a change alters any grid flux, so that on-disk
 #: caches written by older code are never reused.
-PHYSICS_VERSION = "1"
+PHYSICS_VERSION = "2"  # 2: float32 strided band GEMMs over the non-zero wavelength range (~1e-6)
 
 
 @dataclass(frozen=True)

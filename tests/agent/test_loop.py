@@ -210,3 +210,16 @@ def test_fits_overlap_policy_waits_and_summary_says_where_time_went_fake_policy(
     assert s["llm_wait_s"] + s["refit_s"] - s["overlap_s"] <= s["agent_wall_s"] + 1e-6
     # the accounting still adds up: per-source wall seconds cover the summed fit time
     assert sum(a.wall_seconds for a in out.accounting) >= out.seconds["fit"] - 1e-9
+
+
+def test_pipelined_fit_group_cap_splits_calls_not_results_fake_fitter() -> None:
+    """Pipelined, a re-fit call takes at most ``fit_group`` sources; how they are grouped does
+    not change any result (the kernel works row by row)."""
+    needs = [1] * 8 + [2, 3, 1, 2]
+    one, f_one, _ = _run(needs=needs, policy=RulesPolicy(explore=0.0), overlap=True, fit_group=3)
+    all_, f_all, _ = _run(needs=needs, policy=RulesPolicy(explore=0.0), overlap=True, fit_group=1000)
+    assert max(len(ids) for _, ids in f_one.calls) <= 3
+    assert max(len(ids) for _, ids in f_all.calls) > 3  # the cap is what split them
+    assert one.config_hash == all_.config_hash and one.stop_reason == all_.stop_reason
+    np.testing.assert_array_equal(one.chi2_red, all_.chi2_red)
+    assert one.knowledge_delta == all_.knowledge_delta

@@ -117,3 +117,12 @@ def test_one_source_builds_its_pair_of_nodes_and_fits_as_in_a_whole_block(tmp_pa
     assert grid_mod.BUILD_COUNT["nodes"] - before["nodes"] <= 2 * grid_mod.SPARSE_BLOCK_NODES  # not 8
     for key, value in alone.items():
         np.testing.assert_array_equal(value, whole[key][:1], err_msg=key)
+
+
+def test_a_sparse_pair_is_not_written_to_disk(tmp_path):
+    cfg = FitConfig.from_dict(TINY)
+    grid_mod.clear_memory_cache()
+    grid_mod.build_lattice_grid(cfg, BANDS, np.array([0.5731]), cache_dir=tmp_path)  # one source
+    assert not list(tmp_path.glob("grid-*.npz"))
+    grid_mod.build_lattice_grid(cfg, BANDS, np.linspace(0.57, 0.58, 12), cache_dir=tmp_path)  # a dense block
+    assert list(tmp_path.glob("grid-*.npz"))
