@@ -18,8 +18,9 @@
    for nodes whose LLM runs on accelerators.
 3. **Execute.** One fit runner (``fit_workers`` threads, so the event loop and the other sources'
    LLM calls keep running) takes the oldest queued job and, with it, the queued jobs of the same
-   ``FitConfig.hash()`` (at most ``fit_group`` when pipelined): sources that asked for the same configuration while the previous fit ran
-   share one vectorized ``fit_photometry`` call on one cached grid. The fit of a source does not
+   ``FitConfig.hash()`` (at most ``fit_group`` when pipelined): sources that asked for the same
+   configuration while the previous fit ran share one vectorized ``fit_photometry`` call on one
+   cached grid. The fit of a source does not
    depend on which other sources share its call (the kernel works row by row), so the grouping —
    which depends on timing — never changes a result.
 4. **Evaluate.** A fit replaces the source's best when it is better by the acceptance test's
@@ -215,7 +216,7 @@ class _FitRunner:
     """Fits queued (source, configuration) jobs in worker threads, grouped by configuration.
 
     A free worker takes the oldest job and the queued jobs of the same configuration hash (up to
-    ``max_group``), so sources that asked for the same configuration while earlier fits ran share
+    ``max_group``; None: all), so sources that asked for the same configuration while earlier fits ran share
     one vectorized call (and one prepared configuration); the others stay queued and may gain
     members meanwhile. The cap keeps the policy fed: a re-fit costs per source (its own redshift
     nodes), so one call for 40 sources would hold all 40 back from their next LLM request for
@@ -225,10 +226,10 @@ class _FitRunner:
     """
 
     def __init__(self, fit_fn: FitFunction, phot: Photometry, *, photoz: bool, cache_dir: Path | None,
-                 clocks: _Clocks, workers: int = 1, overlap: bool = True, max_group: int = 8) -> None:
+                 clocks: _Clocks, workers: int = 1, overlap: bool = True, max_group: int | None = 8) -> None:
         if workers < 1:
             raise ValueError("fit_workers must be >= 1")
-        if max_group < 1:
+        if max_group is not None and max_group < 1:
             raise ValueError("fit_group must be >= 1")
         self.max_group = max_group
         self.overlap = overlap
@@ -368,7 +369,7 @@ async def run_agent_async(
         set_base(config)
     clocks = _Clocks()
     runner = _FitRunner(fit_fn, phot, photoz=photoz, cache_dir=cache_dir, clocks=clocks, workers=fit_workers,
-                        overlap=overlap, max_group=fit_group if overlap else 1 << 30)  # phases: nobody waits on a part
+                        overlap=overlap, max_group=fit_group if overlap else None)  # phases: all wait anyway
     policy_s = 0.0  # summed per-source decision latencies (the old "policy" figure; overlaps)
 
     def finish(i: int, reason: str) -> None:

@@ -181,17 +181,20 @@ def clear_memory_cache() -> None:
         _MEMORY_CACHE.clear()
 
 
+def _cache_slot(config: FitConfig, filters: tuple[str, ...], z: np.ndarray,
+                cache_dir: Path | None) -> tuple[str, Path | None]:
+    """The grid's cache key and its file in ``cache_dir`` (None without one)."""
+    key = grid_cache_key(config, filters, z)
+    return key, (Path(cache_dir) / f"grid-{key[:32]}.npz" if cache_dir is not None else None)
+
+
 def _cached(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray, cache_dir: Path | None) -> bool:
     """Whether :func:`build_grid` would find this grid in memory or on disk (no build)."""
-    key = grid_cache_key(config, tuple(filters), np.asarray(redshifts, dtype=np.float64).reshape(-1))
+    key, path = _cache_slot(config, tuple(filters), np.asarray(redshifts, dtype=np.float64).reshape(-1), cache_dir)
     with _MEMORY_LOCK:
         if key in _MEMORY_CACHE:
             return True
-    return cache_dir is not None and _grid_path(Path(cache_dir), key).exists()
-
-
-def _grid_path(cache_dir: Path, key: str) -> Path:
-    return cache_dir / f"grid-{key[:32]}.npz"
+    return path is not None and path.exists()
 
 
 def _remember(key: str, grid: ModelGrid) -> None:
@@ -258,13 +261,12 @@ def build_grid(
     """
     filters = tuple(filters)
     z = np.asarray(redshifts, dtype=np.float64).reshape(-1)
-    key = grid_cache_key(config, filters, z)
+    key, path = _cache_slot(config, filters, z, cache_dir)
     with _MEMORY_LOCK:
         hit = _MEMORY_CACHE.get(key)
         if hit is not None:
             _MEMORY_CACHE.move_to_end(key)
             return hit
-    path = _grid_path(Path(cache_dir), key) if cache_dir is not None else None
     grid = _load(path, key) if path is not None and path.exists() else None
     if grid is None:
         from sedscale.sed.builder import build_arrays
