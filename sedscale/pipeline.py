@@ -178,7 +178,7 @@ def _write_json_durable(path: Path, data: Any) -> Path:
     """``data`` as readable JSON at ``path``, replaced atomically (the campaign's own atomic_write)."""
     import json
 
-    from sedscale.campaign.fsutil import atomic_write
+    from sedscale.fsutil import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(data, indent=1, sort_keys=True, default=str).encode(), sync_dir=False)

@@ -10,12 +10,17 @@ validation, and knows which configurations the source has already tried.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Literal, Protocol, Sequence, get_args
 
 import numpy as np
 
 from sedscale.agent.state import SourceState
 from sedscale.sed.config import FitConfig
+
+#: What a source can get: the triage fit alone, the rules policy, or an LLM (with rules fallback).
+#: The one place these names are spelled; workflows, the CLI and the results use this type.
+PolicyName = Literal["none", "rules", "llm"]
+POLICY_NAMES: tuple[str, ...] = get_args(PolicyName)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from sedscale.campaign import _testhooks
-from sedscale.campaign.fsutil import atomic_write, fsync_dir, unlink_durable, write_temp
+from sedscale.fsutil import atomic_write, fsync_dir, unlink_durable, write_temp
 from sedscale.campaign.paths import DATA_ARRAYS, CampaignPaths
 from sedscale.campaign.state import DoneMarker, FileCheck, MarkerKind, crc32_bytes
 from sedscale.campaign.store import encode_partition

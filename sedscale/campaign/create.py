@@ -18,7 +18,7 @@ from typing import Any, Optional
 import pyarrow as pa
 
 from sedscale import __version__
-from sedscale.campaign.fsutil import fsync_dir
+from sedscale.fsutil import fsync_dir
 from sedscale.campaign.manifest import write_campaign_manifest
 from sedscale.campaign.meta import DEFAULT_FAIL_TASK, DEFAULT_TASK, CampaignMeta, CatalogRecord, is_campaign, write_meta
 from sedscale.campaign.paths import CampaignPaths

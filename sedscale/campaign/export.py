@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from sedscale.campaign.attribution import GpuAttribution, build_attribution
-from sedscale.campaign.fsutil import fsync_dir
+from sedscale.fsutil import fsync_dir
 from sedscale.campaign.manifest import partition_sizes
 from sedscale.campaign.meta import read_meta
 from sedscale.campaign.paths import CampaignPaths

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sedscale.campaign.fsutil import atomic_write
+from sedscale.fsutil import atomic_write
 from sedscale.campaign.paths import CampaignPaths
 from sedscale.errors import CampaignError
 

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sedscale.campaign.fsutil import atomic_write
+from sedscale.fsutil import atomic_write
 from sedscale.campaign.paths import CampaignPaths
 from sedscale.errors import CampaignError
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from sedscale.campaign.fsutil import atomic_write
+from sedscale.fsutil import atomic_write
 from sedscale.campaign.lock import is_locked
 from sedscale.campaign.manifest import partition_sizes
 from sedscale.campaign.meta import read_meta

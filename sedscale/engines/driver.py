@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from sedscale.campaign.commit import StaleRunError
-from sedscale.campaign.fsutil import atomic_write
+from sedscale.fsutil import atomic_write
 from sedscale.campaign.lock import campaign_lock
 from sedscale.campaign.manifest import partition_sizes
 from sedscale.campaign.meta import read_meta

@@ -11,7 +11,7 @@ import pytest
 from sedscale.campaign import commit as commit_module
 from sedscale.campaign.commit import StaleRunError, commit_partition
 from sedscale.campaign.export import export_campaign
-from sedscale.campaign.fsutil import atomic_write
+from sedscale.fsutil import atomic_write
 from sedscale.campaign.paths import FLOAT_ARRAY, INT_ARRAY, STRING_ARRAY, CampaignPaths
 from sedscale.campaign.resume import plan_resume
 from sedscale.campaign.state import read_marker

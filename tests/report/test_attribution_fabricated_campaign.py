@@ -50,7 +50,7 @@ def _write(path: Path, doc: object) -> None:
 def _fabricate(root: Path, *, site: dict, workflow: dict, accounting: bool = True) -> Path:
     from sedscale.campaign.commit import commit_partition
     from sedscale.campaign.create import create_from_manifest
-    from sedscale.campaign.fsutil import atomic_write
+    from sedscale.fsutil import atomic_write
     from sedscale.campaign.manifest import synthetic_manifest
     from sedscale.campaign.meta import CatalogRecord
     from sedscale.campaign.status import RunRecord
