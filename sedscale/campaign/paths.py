@@ -107,6 +107,21 @@ class CampaignPaths:
     def lock_file(self) -> Path:
         return self.state_dir / "lock"
 
+    @property
+    def hpc_jobs(self) -> Path:
+        """Batch-job ids the scheduler engines submitted (cancelled by ``resume`` after a crash)."""
+        return self.state_dir / "hpc-jobs.json"
+
+    @property
+    def driver_pid(self) -> Path:
+        """The detached driver's pid and start time (``submit --detach``; stopped by ``resume``)."""
+        return self.state_dir / "driver.pid"
+
+    @property
+    def processes(self) -> Path:
+        """Local processes the run started (pid + start time), so ``resume`` can stop exactly those."""
+        return self.state_dir / "processes.json"
+
     # scratch -------------------------------------------------------------------------------
     @property
     def tmp_dir(self) -> Path:
@@ -154,6 +169,10 @@ class CampaignPaths:
         """One sub-directory per node (host name) for the node's LLM service: logs, service.json,
         accounting.json (sedscale.serve.node)."""
         return self.root / "llm"
+
+    def llm_host_dir(self, host: str) -> Path:
+        """The LLM service directory of node ``host``."""
+        return self.llm_dir / host
 
 
 def default_campaign_dir(catalog: str | Path, workflow_name: str, root: Path | None = None) -> Path:
