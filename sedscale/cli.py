@@ -3,7 +3,8 @@
 Each module in :mod:`sedscale.commands` exposes ``register(app)``; they are discovered here so a
 new command never edits this file. Heavy imports (numpy, pyarrow, parsl, ...) live inside the
 command functions, so ``sedscale --help`` stays instant. Every :class:`SedscaleError` becomes a
-one-line message and its documented exit code instead of a traceback.
+one-line message and its documented exit code instead of a traceback; usage errors are shown by
+typer (standalone mode) with exit code 2. Help screens use :mod:`sedscale.commands._help`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Optional
 import typer
 
 from sedscale import __version__
+from sedscale.commands._help import SedscaleGroup, use_plain_help
 from sedscale.errors import EXIT_CODES_HELP, SedscaleError
 
 app = typer.Typer(
     name="sedscale",
+    cls=SedscaleGroup,
     help="SED fitting of billion-row photometric catalogs on HPC machines, with LLM agents "
     "where a standard fit fails.\n\n" + EXIT_CODES_HELP,
     no_args_is_help=True,
@@ -53,35 +56,27 @@ def _register_commands() -> None:
         register = getattr(module, "register", None)
         if register is not None:
             register(app)
+    use_plain_help(app)
 
 
 _register_commands()
 
 
 def main() -> None:
-    """Console-script entry point: run the app and map sedscale errors to exit codes."""
+    """Console-script entry point: run the app and map sedscale errors to exit codes.
+
+    Typer runs in standalone mode: it shows usage errors (exit 2), exits with a ``typer.Exit``
+    code and turns Ctrl-C into exit 130. Typer 0.29 raises its own copy of click's exceptions
+    (``typer._click``), so catching ``click.exceptions`` here would miss every usage error.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except SedscaleError as exc:
         typer.echo(f"sedscale: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("Aborted.", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside a command (typer maps one inside a command to 130)
         typer.echo("Interrupted.", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ def register(app: typer.Typer) -> None:
         """Run the benchmarks of every layer and print each figure beside its target."""
         import json
 
-        from rich.console import Console
         from rich.table import Table
 
+        from sedscale.commands._common import err_console, make_console
         from sedscale.errors import InputError
         from sedscale.report.bench import ALL, BENCHES, QUICK, run_benchmarks
 
@@ -30,21 +30,17 @@ def register(app: typer.Typer) -> None:
         unknown = [n for n in chosen if n not in BENCHES]
         if unknown:
             raise InputError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
-        console = Console(stderr=True)
-        res = run_benchmarks(chosen, timeout=timeout, progress=lambda n: console.print(f"running {n} ..."))
+        res = run_benchmarks(chosen, timeout=timeout, progress=lambda n: err_console.print(f"running {n} ..."))
         t = Table(title=f"sedscale bench ({res['host']}, {res['cpus']} cpus, load {res['load_average_1min']:.1f})")
         for col in ("bench", "figure", "measured", "target", "ratio", "met", "s"):
-            t.add_column(col)
+            t.add_column(col, overflow="fold")
         for f in res["figures"]:
             meas = "-" if f["measured"] is None else f"{f['measured']:,.3g} {f['unit']}".strip()
             tgt = "-" if f["target"] is None else f"{f['direction']} {f['target']:,.3g}"
             ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}"
             met = f["error"][:60] if f["error"] else ("yes" if f["met"] else "no")
             t.add_row(f["bench"], f["figure"], meas, tgt, ratio, met, f"{f['seconds']:.0f}")
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=160)
-        out.print(t)
+        make_console().print(t)
         if json_out:
             json_out.write_text(json.dumps(res, indent=2))
             typer.echo(str(json_out))

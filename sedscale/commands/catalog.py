@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from sedscale.errors import EXIT_CODES_HELP
+
+if TYPE_CHECKING:
+    from sedscale.catalog.scan import CatalogValidation
 
 
 def validate(
@@ -28,7 +31,7 @@ def validate(
     from sedscale.catalog.profiles import load_profile
     from sedscale.catalog.scan import validate_catalog
     from sedscale.catalog.source import open_catalog
-    from sedscale.catalog.validate import REASONS, ValidationRules
+    from sedscale.catalog.validate import ValidationRules
     from sedscale.commands._common import print_json, progress_bar
 
     source = open_catalog(catalog if len(catalog) > 1 else catalog[0])
@@ -50,17 +53,29 @@ def validate(
         obj["bands"] = list(prof.filters())
         print_json(obj)
         return
-    from rich.console import Console
+    _print_validation(result, n_files=len(source.files), profile_name=prof.name, n_bands=len(prof.bands))
+
+
+def _print_validation(result: CatalogValidation, *, n_files: int, profile_name: str, n_bands: int) -> None:
+    """The human summary of ``validate``: counts, then one table row per quarantine reason.
+
+    Example messages are long; on a terminal their cells fold, on a pipe every row stays whole.
+    """
     from rich.table import Table
 
-    console = Console()
+    from sedscale.catalog.validate import REASONS
+    from sedscale.commands._common import make_console
+
+    console = make_console()
     console.print(
-        f"[bold]{result.rows_total:,}[/] rows in {len(source.files)} file(s), profile "
-        f"[cyan]{prof.name}[/], {len(prof.bands)} bands: [green]{result.rows_valid:,} valid[/], "
+        f"[bold]{result.rows_total:,}[/] rows in {n_files} file(s), profile "
+        f"[cyan]{profile_name}[/], {n_bands} bands: [green]{result.rows_valid:,} valid[/], "
         f"[yellow]{result.rows_quarantined:,} quarantined[/]"
     )
     if result.reasons:
-        table = Table("reason", "rows", "meaning", "example")
+        table = Table()
+        for column in ("reason", "rows", "meaning", "example"):
+            table.add_column(column, overflow="fold")
         for reason, count in sorted(result.reasons.items(), key=lambda kv: -kv[1]):
             table.add_row(reason, f"{count:,}", REASONS[reason], (result.samples.get(reason) or [""])[0])
         console.print(table)
@@ -75,7 +90,8 @@ def plan(
     """Plan partitions from Parquet footers only (no data pages are read)."""
     import time
 
-    from sedscale.catalog.plan import plan_partitions, write_manifest
+    from sedscale.campaign.manifest import write_manifest
+    from sedscale.catalog.plan import plan_partitions
     from sedscale.catalog.source import open_catalog
     from sedscale.commands._common import print_json
 
@@ -85,13 +101,13 @@ def plan(
     elapsed = time.perf_counter() - t0
     if output is not None:
         write_manifest(manifest, output)
-    n_rows = manifest["n_rows"].to_numpy()
+    n_rows = [p.n_rows for p in manifest]
     summary = {
         "files": len(source.files),
-        "rows": int(n_rows.sum()),
-        "partitions": manifest.num_rows,
-        "rows_per_partition_min": int(n_rows.min()),
-        "rows_per_partition_max": int(n_rows.max()),
+        "rows": sum(n_rows),
+        "partitions": len(manifest),
+        "rows_per_partition_min": min(n_rows),
+        "rows_per_partition_max": max(n_rows),
         "seconds": round(elapsed, 4),
         "manifest": str(output) if output else None,
     }

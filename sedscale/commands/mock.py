@@ -28,22 +28,19 @@ def mock(
 
     import pyarrow.parquet as pq
 
-    from sedscale.commands._common import err_console, progress_bar
+    from sedscale.commands._common import ChunkProgress, err_console
     from sedscale.errors import InputError
     from sedscale.sed.mock import DEPTHS_5SIGMA, make_mock
 
     if survey not in DEPTHS_5SIGMA:
         raise InputError(f"--survey: {survey!r} is not one of {', '.join(DEPTHS_5SIGMA)}")
     t0 = time.perf_counter()
-    with progress_bar(transient=True) as bar:
-        task = bar.add_task("mock photometry", total=n, rate="")
-
-        def step(k: int) -> None:
-            done = bar.tasks[0].completed + k
-            bar.update(task, advance=k, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} src/s")
-
-        table = make_mock(survey, n, seed, hard_fraction=hard_fraction, ground=ground,
-                          depth_offset=depth_offset, progress=step)  # type: ignore[arg-type]
+    with ChunkProgress("mock photometry", n, unit="sources") as progress:
+        # the first chunk waits for the model grids (BC03, nebular, dust, IGM, filters): say so
+        progress.phase(f"drawing {n:,} {survey} sources; loading the model grids for the first chunk")
+        table = make_mock(survey, n, seed, hard_fraction=hard_fraction,  # type: ignore[arg-type]
+                          ground=ground, depth_offset=depth_offset, progress=progress.advance)
+        progress.phase(f"writing {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out)
     err_console.print(f"wrote {n:,} {survey} mock sources to {out} in {time.perf_counter() - t0:.1f} s")

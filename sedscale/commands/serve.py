@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from sedscale.serve.settings import LLMSettings
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +47,7 @@ def serve(
 
 def _load_llm_settings(
     site: str, *, model_path: str | None, instances: int | None, base_port: int | None
-):  # -> LLMSettings (import kept lazy)
+) -> LLMSettings:
     """The site's validated ``llm:`` section with the command-line overrides applied."""
     from pydantic import ValidationError
 
@@ -63,16 +66,15 @@ def _load_llm_settings(
         raise ConfigError(f"site {config.name!r}, llm section after overrides: {exc}") from None
 
 
-def _run_foreground(settings, run_dir: Path, status_every: float) -> None:  # noqa: ANN001
+def _run_foreground(settings: LLMSettings, run_dir: Path, status_every: float) -> None:
     import signal
     import threading
 
-    from rich.console import Console
     from rich.table import Table
 
+    from sedscale.commands._common import err_console as console
     from sedscale.serve.service import LLMService
 
-    console = Console(stderr=True)
     service = LLMService(settings, run_dir=run_dir)
     stop = threading.Event()
 
@@ -86,7 +88,7 @@ def _run_foreground(settings, run_dir: Path, status_every: float) -> None:  # no
         service.start()
         table = Table(title=f"LLM service on {socket.gethostname()} (started in {service.startup_s:.1f} s)")
         for column in ("instance", "base URL", "pid", "log"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for inst, url in zip(service.instances, service.base_urls):
             table.add_row(str(inst.index), url, str(inst.pid), str(inst.log_file))
         console.print(table)

@@ -23,8 +23,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(st.to_dict(), indent=2, default=str))
             return
-        from rich.console import Console
         from rich.table import Table
+
+        from sedscale.commands._common import make_console
 
         def fmt_s(x: float | None) -> str:
             if x is None:
@@ -33,6 +34,8 @@ def register(app: typer.Typer) -> None:
             return f"{h}:{rem // 60:02d}:{rem % 60:02d}"
 
         t = Table(title=f"{st.name} ({'running' if st.running else 'idle'})", show_header=False)
+        t.add_column("what", overflow="fold")
+        t.add_column("value", overflow="fold")
         t.add_row("partitions", f"{st.partitions_done} done, {st.partitions_failed} failed, "
                   f"{st.partitions_pending} pending of {st.partitions_total}")
         t.add_row("rows", f"{st.rows_committed:,} of {st.rows_total:,} committed")
@@ -43,4 +46,4 @@ def register(app: typer.Typer) -> None:
         t.add_row("runs", str(st.runs))
         for pid, reason in st.failed_reasons.items():
             t.add_row(f"failed p{pid}", reason)
-        Console().print(t)
+        make_console().print(t)

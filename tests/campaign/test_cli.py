@@ -88,3 +88,75 @@ def test_policy_llm_without_a_server_is_refused_before_planning(tmp_path: Path) 
     assert proc.returncode == 3, proc.stderr  # unusable configuration
     assert "--llm-url" in proc.stderr and "llm: null" in proc.stderr
     assert not (tmp_path / "camp").exists()
+
+
+def _command_paths() -> list[list[str]]:
+    """Every command of the app as the words that name it (``[]`` is the root, ``["sites", "show"]``)."""
+    import typer.main
+
+    from sedscale.cli import app
+
+    def walk(command: object, words: list[str]) -> list[list[str]]:
+        found = [words]
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            found += walk(sub, [*words, name])
+        return found
+
+    return walk(typer.main.get_command(app), [])
+
+
+def test_help_of_every_command_shows_no_value_for_a_flag_and_no_braces() -> None:
+    from typer.testing import CliRunner
+
+    from sedscale.cli import app
+
+    paths = _command_paths()
+    assert ["validate"] in paths and ["sites", "show"] in paths and len(paths) > 10
+    for words in paths:
+        result = CliRunner().invoke(app, [*words, "--help"])
+        assert result.exit_code == 0, (words, result.output)
+        text = result.output
+        assert "--help" in text and "<bool>" not in text, (words, text)
+        usage = next(line for line in text.splitlines() if "Usage:" in line)
+        assert "{" not in usage and "}" not in usage, (words, usage)
+    validate_usage = CliRunner().invoke(app, ["validate", "--help"]).output
+    assert "[OPTIONS] CATALOG..." in validate_usage
+
+
+def test_help_through_the_entry_point_and_usage_errors_exit_2(tmp_path: Path) -> None:
+    proc = _sedscale("fit", "--help")
+    assert proc.returncode == 0 and "<bool>" not in proc.stdout and "{catalog}" not in proc.stdout
+    assert "Usage:" in proc.stdout and "CATALOG..." in proc.stdout
+    # a docstring's source line breaks are joined: the paragraph is wrapped by the console only
+    proc = _sedscale("validate", "--help")
+    assert any("exit 3 with a message naming the file" in line for line in proc.stdout.splitlines()), proc.stdout
+    for args in (["validate"], ["validate", "--no-such-flag", "x"], ["no-such-command"]):
+        proc = _sedscale(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr and "Usage:" in proc.stderr
+
+
+def test_piped_validate_output_keeps_each_message_on_one_whole_line(tmp_path: Path) -> None:
+    cols = clean_columns(60)
+    cols["fluxerr_euclid_y"][:5] = -1.0
+    catalog = write(cols, tmp_path / "a-catalog-with-a-rather-long-file-name-for-the-example.parquet")
+    proc = subprocess.run([sys.executable, "-m", "sedscale", "validate", str(catalog)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "COLUMNS": "60"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "60 rows in 1 file(s), profile generic, 6 bands: 55 valid, 5 quarantined" in lines[0]
+    example = next(line for line in lines if "bad_error" in line)
+    assert f"{catalog.name}: row 0 (id 0): an error is ≤ 0 or NaN beside a finite flux" in example
+    assert "fluxerr_euclid_y=-1" in example and "…" not in proc.stdout
+
+
+def test_mock_reports_progress_on_stderr_when_piped(tmp_path: Path) -> None:
+    out = tmp_path / "mock.parquet"
+    proc = _sedscale("mock", str(out), "--n", "600", "--seed", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert any("loading the model grids" in line for line in lines), proc.stderr
+    assert any("600/600 sources" in line for line in lines), proc.stderr
+    assert lines[-1].startswith("wrote 600 euclid mock sources to") and str(out) in lines[-1]
+    assert pq.read_metadata(out).num_rows == 600
