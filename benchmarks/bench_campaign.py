@@ -102,8 +102,7 @@ def in_process_fit(catalog: Path, workflow: Path, out: Path, cache: Path) -> Non
     wf = load_workflow(str(workflow))
     table = pq.read_table(catalog)
     profile = load_profile(wf.profile, table.schema)
-    options = FitOptions(fit_config=wf.fit_config(), rules=wf.validation_rules(), acceptance=wf.acceptance,
-                         photoz=wf.photoz, policy=wf.policy, budgets=wf.budgets, cache_dir=cache)
+    options = FitOptions.from_workflow(wf, cache_dir=cache)
     pq.write_table(fit_table(table.select(profile.columns()), profile, options).table, out)
 
 

@@ -2,42 +2,138 @@
 
 The one algorithm both ``sedscale fit`` (in process) and campaign tasks (:mod:`sedscale.pipeline`)
 run, so the two give the same rows for the same input. It touches no engine and no campaign
-state. Everything a run needs besides the rows travels in :class:`FitOptions`; the agent's seeds
-derive from ``partition_id`` and the source ids only, never from the worker or the retry.
+state. Everything a run needs besides the rows travels in :class:`FitOptions`, built from a
+workflow by :meth:`FitOptions.from_workflow` (the one constructor callers use, so the CLI and the
+tasks cannot drift apart); the agent's seeds derive from ``partition_id`` and the source ids
+only, never from the worker or the retry.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+from sedscale.agent import AcceptanceTest, AgentBudgets, KnowledgeBase, RulesPolicy, run_agent
+from sedscale.agent.endpoint import LLMEndpoint
+from sedscale.agent.policy import POLICY_NAMES, Policy, PolicyName
+from sedscale.catalog.validate import ValidationRules, validate_table
+from sedscale.errors import ConfigError
 from sedscale.results import RESULTS_SCHEMA, STATUS_FAILED, STATUS_FITTED, STATUS_QUARANTINED
+from sedscale.sed.api import FitResult, fit_photometry
+from sedscale.sed.config import FitConfig
 
-POLICIES = ("none", "rules", "llm")
+if TYPE_CHECKING:
+    from sedscale.agent.loop import AgentOutcome
+    from sedscale.campaign.workflow import Workflow
+    from sedscale.catalog.photometry import Photometry
+    from sedscale.catalog.profiles import CatalogProfile
+
+#: Per-source agent counters copied from the agent's columns into the results.
+_AGENT_COUNTERS = ("agent_steps", "llm_calls", "tokens_prompt", "tokens_cached", "tokens_completion")
+#: Columns that are null for every row that is not ``fitted``.
+_NULL_UNLESS_FITTED = ("redshift", "logmstar", "logmstar_err", "logsfr", "logsfr_err", "av", "chi2_red",
+                       "accepted", "n_bands", "fit_seconds")
+
+_NO_FIT_REASON = "fit_failed: no model of the grid fits this source (chi2 not finite)"
+_NO_MASS_REASON = ("fit_failed: every model's best normalisation is <= 0 (no significant flux: the source is "
+                   "not detected in the fitted bands)")
 
 
 @dataclass(frozen=True)
 class FitOptions:
-    """What to fit with: grid configuration, validation rules, acceptance test, policy, budgets."""
+    """What to fit with: grid configuration, validation rules, acceptance test, policy, budgets.
 
-    fit_config: Any  # sedscale.sed.config.FitConfig
-    rules: Any  # sedscale.catalog.validate.ValidationRules
-    acceptance: Any = None  # sedscale.agent.AcceptanceTest or a mapping of its fields
+    Build it with :meth:`from_workflow`; every field is the type its layer defines, so nothing
+    downstream re-reads workflow keys or fills in defaults of its own.
+    """
+
+    fit_config: FitConfig
+    rules: ValidationRules
+    acceptance: AcceptanceTest
+    budgets: AgentBudgets
+    policy: PolicyName
     photoz: bool = False
-    policy: str = "rules"  # none | rules | llm
-    budgets: Any = None  # sedscale.agent.AgentBudgets or a mapping (workflow BudgetSettings names)
-    llm_url: Optional[str] = None
-    llm_model: Optional[str] = None
-    llm_client: Any = None  # an openai.AsyncOpenAI (e.g. the node's router client) instead of llm_url
-    llm_client_factory: Any = None  # a callable returning one, called inside the agent's event loop
-    cache_dir: Optional[Path] = None
+    llm: LLMEndpoint | None = None  # needed by policy "llm" only
+    cache_dir: Path | None = None  # model-grid cache; None = no cache on disk
     seed: int = 0
+
+    @classmethod
+    def from_workflow(
+        cls,
+        workflow: Workflow,
+        *,
+        cache_dir: Path | None,
+        fit_config: FitConfig | None = None,
+        photoz: bool | None = None,
+        policy: PolicyName | None = None,
+        llm: LLMEndpoint | None = None,
+        seed: int = 0,
+    ) -> FitOptions:
+        """The options of ``workflow``; a keyword given (not None) replaces the workflow's value.
+
+        ``photoz`` given also sets the validation's ``require_redshift`` to its opposite. ``llm``
+        None means the workflow's ``llm_url`` (with its ``llm_model``) when it names one.
+        """
+        rules = workflow.validation_rules()
+        if photoz is not None:
+            rules = rules.model_copy(update={"require_redshift": not photoz})
+        if llm is None and workflow.llm_url:
+            llm = LLMEndpoint.at_url(workflow.llm_url, workflow.llm_model)
+        return cls(
+            fit_config=fit_config if fit_config is not None else workflow.fit,
+            rules=rules,
+            acceptance=workflow.acceptance.to_acceptance_test(),
+            budgets=workflow.budgets.to_agent_budgets(),
+            policy=policy if policy is not None else workflow.policy,
+            photoz=workflow.photoz if photoz is None else photoz,
+            llm=llm,
+            cache_dir=cache_dir,
+            seed=seed,
+        )
+
+
+@dataclass
+class TableSummary:
+    """What a table's fit learnt besides the rows: agent counts, fallbacks by reason, where the
+    time went (the campaign writes it as ``summaries/partition-<id>.json``)."""
+
+    triage_failed: int = 0  # fitted sources whose triage fit failed the acceptance test
+    agent_accepted: int = 0
+    fallbacks: dict[str, int] = field(default_factory=dict)  # LLM answers not used, by reason
+    triage_fit_s: float = 0.0
+    agent_s: float = 0.0
+    llm_wait_s: float = 0.0
+    refit_s: float = 0.0
+    rows: int = 0
+    quarantined: int = 0
+    fitted: int = 0
+    failed: int = 0
+
+    def add_agent(self, agent: AgentOutcome) -> None:
+        """Add one agent run's totals."""
+        s = agent.summary()
+        self.triage_failed += int(s.get("triage_failed", 0))
+        self.agent_accepted += int(s.get("agent_accepted", 0))
+        for reason, count in (s.get("fallbacks") or {}).items():
+            self.fallbacks[reason] = self.fallbacks.get(reason, 0) + int(count)
+        self.llm_wait_s += float(s.get("llm_wait_s", 0.0) or 0.0)
+        self.refit_s += float(s.get("refit_s", 0.0) or 0.0)
+
+    def count_statuses(self, status: np.ndarray) -> None:
+        """Set the row counts from the final status column."""
+        self.rows = int(status.shape[0])
+        self.quarantined = int(np.sum(status == STATUS_QUARANTINED))
+        self.fitted = int(np.sum(status == STATUS_FITTED))
+        self.failed = int(np.sum(status == STATUS_FAILED))
+
+    def as_dict(self) -> dict[str, object]:
+        """The summary as JSON-ready data (field names are the file's keys)."""
+        return asdict(self)
 
 
 @dataclass
@@ -45,63 +141,25 @@ class TableOutcome:
     """The results rows plus what the campaign keeps beside them."""
 
     table: pa.Table
-    knowledge_delta: Any = None  # sedscale.agent.KnowledgeBase of this table's agent steps
-    summary: dict[str, Any] = field(default_factory=dict)
+    knowledge_delta: KnowledgeBase  # what this table's agent steps learnt (empty without agent)
+    summary: TableSummary
 
 
-def acceptance_test(options: FitOptions) -> Any:
-    """The :class:`sedscale.agent.AcceptanceTest` of the options (workflow names accepted)."""
-    from sedscale.agent import AcceptanceTest
-
-    acc = options.acceptance
-    if acc is None:
-        return AcceptanceTest()
-    if isinstance(acc, AcceptanceTest):
-        return acc
-    data = acc.model_dump() if hasattr(acc, "model_dump") else dict(acc)
-    data["min_good_models"] = max(1, int(data.get("min_good_models", 1)))
-    return AcceptanceTest.model_validate(data)
-
-
-def agent_budgets(options: FitOptions) -> Any:
-    from sedscale.agent import AgentBudgets
-
-    b = options.budgets
-    if b is None:
-        return AgentBudgets()
-    if isinstance(b, AgentBudgets):
-        return b
-    data = b.model_dump() if hasattr(b, "model_dump") else dict(b)
-    return AgentBudgets(
-        max_steps=int(data.get("max_agent_steps", data.get("max_steps", 6))),
-        max_tokens_per_source=int(data.get("max_tokens_per_source", 5000)),
-        max_agent_fraction=float(data.get("max_agent_fraction", 1.0)),
-    )
-
-
-def make_policy(options: FitOptions, knowledge: Any, *, photoz: bool) -> Any:
+def make_policy(options: FitOptions, knowledge: KnowledgeBase, *, photoz: bool) -> Policy | None:
     """The policy object for ``options.policy`` (None for ``none``)."""
-    from sedscale.agent import LLMOptions, LLMPolicy, RulesPolicy
-
     if options.policy == "none":
         return None
     if options.policy == "rules":
         return RulesPolicy(knowledge)
     if options.policy == "llm":
-        if options.llm_client is None and options.llm_client_factory is None and not options.llm_url:
-            from sedscale.errors import ConfigError
-
+        if options.llm is None:
             raise ConfigError("policy 'llm' needs --llm-url (an OpenAI-compatible base URL) or a site LLM service")
-        routed = options.llm_client is not None or options.llm_client_factory is not None
-        return LLMPolicy(client=options.llm_client, client_factory=options.llm_client_factory,
-                         base_url=None if routed else options.llm_url,
-                         api_key=os.environ.get("SEDSCALE_LLM_API_KEY"), model=options.llm_model,
-                         options=LLMOptions(), knowledge=knowledge, photoz=photoz,
-                         base_config=options.fit_config)
-    raise ValueError(f"unknown policy {options.policy!r}: use one of {', '.join(POLICIES)}")
+        return options.llm.policy(knowledge=knowledge, photoz=photoz, base_config=options.fit_config)
+    raise ValueError(f"unknown policy {options.policy!r}: use one of {', '.join(POLICY_NAMES)}")
 
 
 def empty_result_columns(n: int) -> dict[str, np.ndarray]:
+    """One array per results column for ``n`` rows: NaN floats, zero integers, False flags, None strings."""
     cols: dict[str, np.ndarray] = {}
     for f in RESULTS_SCHEMA:
         if pa.types.is_floating(f.type):
@@ -115,131 +173,171 @@ def empty_result_columns(n: int) -> dict[str, np.ndarray]:
     return cols
 
 
-def _triage_accepted(result: Any, test: Any) -> np.ndarray:
-    return test.passes_array(result)
+@dataclass
+class _GroupFit:
+    """One redshift group's sources (known z, or photo-z) after triage and, where run, the agent."""
+
+    sources: Photometry
+    photoz: bool
+    fit_seconds: float  # per source: the triage fit's time spread evenly
+    fitted: np.ndarray
+    accepted: np.ndarray
+    chi2_red: np.ndarray
+    estimates: dict[str, tuple[np.ndarray, np.ndarray]]
+    z_phot: tuple[np.ndarray, np.ndarray] | None  # (z_phot, z_phot_err) in photo-z mode
+    agent_counters: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def from_triage(cls, sources: Photometry, result: FitResult, test: AcceptanceTest, *,
+                    photoz: bool, seconds: float) -> _GroupFit:
+        z_phot = None
+        if photoz:
+            z_phot = (np.asarray(result.z_phot, float), np.asarray(result.z_phot_err, float))
+        return cls(
+            sources=sources, photoz=photoz, fit_seconds=seconds / len(sources),
+            fitted=np.asarray(result.fitted, bool) & np.isfinite(np.asarray(result.chi2_red, float)),
+            accepted=test.passes_array(result), chi2_red=np.asarray(result.chi2_red, float),
+            estimates={k: (np.asarray(m, float), np.asarray(s, float)) for k, (m, s) in result.estimates.items()},
+            z_phot=z_phot,
+        )
+
+    @property
+    def needs_agent(self) -> bool:
+        return bool((~self.accepted & self.fitted).any())
+
+    def take_agent(self, agent: AgentOutcome) -> None:
+        """Replace the triage values by the agent's final ones (estimates it did not report stay)."""
+        acols = agent.columns()
+        self.accepted = np.asarray(acols["accepted"], bool)
+        self.chi2_red = np.asarray(acols["chi2_red"], float)
+        for name in ("logmstar", "logsfr", "av"):
+            if name in acols:
+                err = acols.get(f"{name}_err", self.estimates[name][1])
+                self.estimates[name] = (np.asarray(acols[name], float), np.asarray(err, float))
+        self.agent_counters = {name: np.asarray(acols[name]) for name in _AGENT_COUNTERS if name in acols}
+        if self.z_phot is not None:
+            z, z_err = self.z_phot
+            agent_z = agent.extra.get("z_phot")
+            agent_err = agent.extra.get("z_phot_err")
+            self.z_phot = (z if agent_z is None else np.where(np.isfinite(agent_z), agent_z, z),
+                           z_err if agent_err is None else np.where(np.isfinite(agent_err), agent_err, z_err))
+
+
+class _ResultRows:
+    """The results columns of one table, filled group by group, then turned into Arrow."""
+
+    def __init__(self, n: int) -> None:
+        self.cols = empty_result_columns(n)
+        self.null_id = np.zeros(n, dtype=bool)
+        self.status = np.full(n, None, dtype=object)
+
+    def add_quarantine(self, quarantine: pa.Table) -> None:
+        """Quarantined rows: their id (null where the input's was) and ``"<code>: <message>"``."""
+        if not quarantine.num_rows:
+            return
+        qi = quarantine.column("row_index").to_numpy()
+        sid = quarantine.column("source_id")
+        self.cols["source_id"][qi] = sid.fill_null(0).to_numpy(zero_copy_only=False)
+        self.null_id[qi] = sid.is_null().to_numpy(zero_copy_only=False)
+        self.status[qi] = STATUS_QUARANTINED
+        reasons, messages = quarantine.column("reason").to_pylist(), quarantine.column("message").to_pylist()
+        self.cols["reason"][qi] = [f"{r}: {m}" for r, m in zip(reasons, messages)]
+
+    def add_group(self, group: _GroupFit) -> None:
+        """A fitted group's rows: ``fitted`` with a mass, else ``failed`` with the reason."""
+        cols, sub, ri = self.cols, group.sources, group.sources.row_index
+        cols["fit_seconds"][ri] = group.fit_seconds
+        cols["source_id"][ri] = sub.source_id
+        cols["n_bands"][ri] = sub.n_bands_observed
+        for name, values in group.agent_counters.items():
+            cols[name][ri] = values
+        cols["chi2_red"][ri] = group.chi2_red
+        for name in ("logmstar", "logsfr"):
+            if name in group.estimates:
+                cols[name][ri], cols[f"{name}_err"][ri] = group.estimates[name]
+        if "av" in group.estimates:
+            cols["av"][ri] = group.estimates["av"][0]
+        if group.z_phot is not None:
+            cols["z_phot"][ri], cols["z_phot_err"][ri] = group.z_phot
+            cols["redshift"][ri] = group.z_phot[0]
+        else:
+            cols["redshift"][ri] = sub.redshift
+        has_mass = np.isfinite(cols["logmstar"][ri])
+        ok = group.fitted & has_mass
+        self.status[ri] = np.where(ok, STATUS_FITTED, STATUS_FAILED)
+        cols["reason"][ri[~group.fitted]] = _NO_FIT_REASON
+        cols["reason"][ri[group.fitted & ~has_mass]] = _NO_MASS_REASON
+        cols["accepted"][ri] = group.accepted & ok
+
+    def table(self) -> pa.Table:
+        """The rows as a RESULTS_SCHEMA table, with nulls where a value does not apply."""
+        self.cols["status"] = self.status
+        self.cols["gpu_seconds"][:] = 0.0  # attributed by the campaign from the node's LLM service, if any
+        not_fitted = self.status != STATUS_FITTED
+        masks = {name: not_fitted for name in _NULL_UNLESS_FITTED}
+        for name in ("z_phot", "z_phot_err"):
+            masks[name] = not_fitted | np.isnan(self.cols[name].astype(float))
+        masks["source_id"] = self.null_id
+        arrays = [pa.array(self.cols[f.name], type=f.type, mask=masks.get(f.name)) for f in RESULTS_SCHEMA]
+        return pa.Table.from_arrays(arrays, schema=RESULTS_SCHEMA)
+
+
+def _fit_group(sources: Photometry, options: FitOptions, knowledge: KnowledgeBase, summary: TableSummary,
+               *, photoz: bool, partition_id: int) -> tuple[_GroupFit, KnowledgeBase | None]:
+    """Triage-fit one redshift group, then run the agent on those that fail the acceptance test."""
+    t0 = time.perf_counter()
+    result = fit_photometry(sources, options.fit_config, photoz=photoz, cache_dir=options.cache_dir)
+    seconds = time.perf_counter() - t0
+    summary.triage_fit_s += seconds
+    group = _GroupFit.from_triage(sources, result, options.acceptance, photoz=photoz, seconds=seconds)
+    policy = make_policy(options, knowledge, photoz=photoz)
+    if policy is None or not group.needs_agent:
+        summary.triage_failed += int(np.sum(~group.accepted & group.fitted))
+        return group, None
+    t_agent = time.perf_counter()
+    agent = run_agent(sources, result, options.fit_config, policy, partition_id=partition_id,
+                      budgets=options.budgets, knowledge=knowledge, acceptance=options.acceptance,
+                      photoz=photoz, cache_dir=options.cache_dir, seed=options.seed)
+    summary.agent_s += time.perf_counter() - t_agent
+    group.take_agent(agent)
+    summary.add_agent(agent)
+    return group, agent.knowledge_delta
 
 
 def fit_table(
     table: pa.Table,
-    profile: Any,
+    profile: CatalogProfile,
     options: FitOptions,
     *,
     partition_id: int = 0,
-    duplicate_rows: Optional[np.ndarray] = None,
+    duplicate_rows: np.ndarray | None = None,
     row_offset: int = 0,
-    knowledge: Any = None,
+    knowledge: KnowledgeBase | None = None,
 ) -> TableOutcome:
     """One table of catalog rows → its results (RESULTS_SCHEMA), one row per input row, in order.
 
     Quarantined rows carry the validation reason; a source the grid cannot fit at all is
     ``failed`` with a reason; every other row is ``fitted`` (``accepted`` says whether it passed
-    the acceptance test, after the agent where a policy is set).
+    the acceptance test, after the agent where a policy is set). Sources with a redshift and
+    (with ``photoz``) those without are fitted as two groups.
     """
-    from sedscale.agent import KnowledgeBase, run_agent
-    from sedscale.catalog.validate import validate_table
-    from sedscale.sed.api import fit_photometry
-
-    n = table.num_rows
-    outcome = validate_table(table, profile, options.rules, duplicate_rows=duplicate_rows, row_offset=row_offset)
-    cols = empty_result_columns(n)
-    null_id = np.zeros(n, dtype=bool)
-    status = np.full(n, None, dtype=object)
-    test = acceptance_test(options)
+    validated = validate_table(table, profile, options.rules, duplicate_rows=duplicate_rows, row_offset=row_offset)
+    rows = _ResultRows(table.num_rows)
+    rows.add_quarantine(validated.quarantine)
     kb = knowledge if knowledge is not None else KnowledgeBase()
     delta = KnowledgeBase()
-    summary: dict[str, Any] = {"triage_failed": 0, "agent_accepted": 0, "fallbacks": {},
-                               "triage_fit_s": 0.0, "agent_s": 0.0, "llm_wait_s": 0.0, "refit_s": 0.0}
-
-    q = outcome.quarantine
-    if q.num_rows:
-        qi = q.column("row_index").to_numpy()
-        sid = q.column("source_id")
-        cols["source_id"][qi] = sid.fill_null(0).to_numpy(zero_copy_only=False)
-        null_id[qi] = sid.is_null().to_numpy(zero_copy_only=False)
-        status[qi] = STATUS_QUARANTINED
-        cols["reason"][qi] = [f"{r}: {m}" for r, m in zip(q.column("reason").to_pylist(), q.column("message").to_pylist())]
-
-    phot = outcome.photometry
+    summary = TableSummary()
+    phot = validated.photometry
     known = np.isfinite(phot.redshift)
     groups = [(known, False)] + ([(~known, True)] if options.photoz else [])
-    for mask, zmode in groups:
+    for mask, photoz in groups:
         if not mask.any():
             continue
-        sub = phot.take(np.flatnonzero(mask))
-        ri = sub.row_index
-        t0 = time.perf_counter()
-        res = fit_photometry(sub, options.fit_config, photoz=zmode, cache_dir=options.cache_dir)
-        triage_s = time.perf_counter() - t0
-        summary["triage_fit_s"] += triage_s
-        cols["fit_seconds"][ri] = triage_s / len(sub)
-        cols["source_id"][ri] = sub.source_id
-        cols["n_bands"][ri] = sub.n_bands_observed
-        fitted = np.asarray(res.fitted, bool) & np.isfinite(np.asarray(res.chi2_red, float))
-        accepted = _triage_accepted(res, test)
-        chi2 = np.asarray(res.chi2_red, float)
-        est = {k: (np.asarray(m, float), np.asarray(s, float)) for k, (m, s) in res.estimates.items()}
-        extra: dict[str, np.ndarray] = {}
-        if zmode:
-            extra = {"z_phot": np.asarray(res.z_phot, float), "z_phot_err": np.asarray(res.z_phot_err, float)}
-        policy = make_policy(options, kb, photoz=zmode)
-        if policy is not None and (~accepted & fitted).any():
-            t_agent = time.perf_counter()
-            agent = run_agent(sub, res, options.fit_config, policy, partition_id=partition_id,
-                              budgets=agent_budgets(options), knowledge=kb, acceptance=test, photoz=zmode,
-                              cache_dir=options.cache_dir, seed=options.seed)
-            summary["agent_s"] += time.perf_counter() - t_agent
-            acols = agent.columns()
-            accepted = np.asarray(acols["accepted"], bool)
-            chi2 = np.asarray(acols["chi2_red"], float)
-            for name in ("logmstar", "logsfr", "av"):
-                if name in acols:
-                    est[name] = (np.asarray(acols[name], float), np.asarray(acols.get(f"{name}_err", est[name][1]), float))
-            for name in ("agent_steps", "llm_calls", "tokens_prompt", "tokens_cached", "tokens_completion"):
-                if name in acols:
-                    cols[name][ri] = np.asarray(acols[name])
-            if zmode:
-                for key in ("z_phot", "z_phot_err"):
-                    if key in agent.extra:
-                        extra[key] = np.where(np.isfinite(agent.extra[key]), agent.extra[key], extra[key])
-            if agent.knowledge_delta is not None:
-                delta = KnowledgeBase.merge(delta, agent.knowledge_delta)
-            s = agent.summary()
-            summary["triage_failed"] += int(s.get("triage_failed", 0))
-            summary["agent_accepted"] += int(s.get("agent_accepted", 0))
-            for reason, count in (s.get("fallbacks") or {}).items():
-                summary["fallbacks"][reason] = summary["fallbacks"].get(reason, 0) + int(count)
-            summary["llm_wait_s"] += float(s.get("llm_wait_s", 0.0) or 0.0)
-            summary["refit_s"] += float(s.get("refit_s", 0.0) or 0.0)
-        else:
-            summary["triage_failed"] += int(np.sum(~accepted & fitted))
-        cols["chi2_red"][ri] = chi2
-        for name in ("logmstar", "logsfr"):
-            if name in est:
-                cols[name][ri], cols[f"{name}_err"][ri] = est[name]
-        if "av" in est:
-            cols["av"][ri] = est["av"][0]
-        if zmode:
-            cols["z_phot"][ri], cols["z_phot_err"][ri] = extra["z_phot"], extra["z_phot_err"]
-            cols["redshift"][ri] = extra["z_phot"]
-        else:
-            cols["redshift"][ri] = sub.redshift
-        has_mass = np.isfinite(cols["logmstar"][ri])
-        ok = fitted & has_mass
-        status[ri] = np.where(ok, STATUS_FITTED, STATUS_FAILED)
-        cols["reason"][ri[~fitted]] = "fit_failed: no model of the grid fits this source (chi2 not finite)"
-        cols["reason"][ri[fitted & ~has_mass]] = (
-            "fit_failed: every model's best normalisation is <= 0 (no significant flux: the source is "
-            "not detected in the fitted bands)")
-        cols["accepted"][ri] = accepted & ok
-    cols["status"] = status
-    cols["gpu_seconds"][:] = 0.0  # attributed by the campaign from the node's LLM service, if any
-    fitted_rows = status == STATUS_FITTED
-    masks = {name: ~fitted_rows for name in ("redshift", "logmstar", "logmstar_err", "logsfr", "logsfr_err",
-                                             "av", "chi2_red", "accepted", "n_bands", "fit_seconds")}
-    for name in ("z_phot", "z_phot_err"):
-        masks[name] = ~fitted_rows | np.isnan(cols[name].astype(float))
-    masks["source_id"] = null_id
-    arrays = [pa.array(cols[f.name], type=f.type, mask=masks.get(f.name)) for f in RESULTS_SCHEMA]
-    summary.update({"rows": n, "quarantined": int(np.sum(status == STATUS_QUARANTINED)),
-                    "fitted": int(np.sum(fitted_rows)), "failed": int(np.sum(status == STATUS_FAILED))})
-    return TableOutcome(pa.Table.from_arrays(arrays, schema=RESULTS_SCHEMA), delta, summary)
+        group, learnt = _fit_group(phot.take(np.flatnonzero(mask)), options, kb, summary,
+                                   photoz=photoz, partition_id=partition_id)
+        rows.add_group(group)
+        if learnt is not None:
+            delta = KnowledgeBase.merge(delta, learnt)
+    results = rows.table()
+    summary.count_statuses(rows.status)
+    return TableOutcome(results, delta, summary)

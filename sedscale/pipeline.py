@@ -10,18 +10,34 @@ id), never tables; the agent's seeds derive from (partition id, source id) only.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import gc
+import json
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Callable, Mapping, Optional
 
-import numpy as np
 import pyarrow as pa
 
-from sedscale.fitting import empty_result_columns
-from sedscale.results import RESULTS_SCHEMA, STATUS_FAILED
+from sedscale.agent import KnowledgeBase
+from sedscale.agent.endpoint import LLMEndpoint
+from sedscale.campaign import _testhooks
+from sedscale.campaign.commit import commit_partition
+from sedscale.campaign.manifest import manifest_row
+from sedscale.campaign.meta import CampaignMeta, read_meta
+from sedscale.campaign.paths import CampaignPaths
+from sedscale.campaign.workflow import Workflow
+from sedscale.catalog.duplicates import DuplicateIndex
+from sedscale.catalog.profiles import CatalogProfile
+from sedscale.catalog.read import read_partition
+from sedscale.fitting import FitOptions, TableSummary, fit_table
+from sedscale.fsutil import atomic_write
+from sedscale.results import failed_rows_table
+from sedscale.sed.builder import release_prepared
 
 
 @dataclass
@@ -38,55 +54,35 @@ class PartitionSummary:
 
 
 @dataclass(frozen=True)
-class _Context:
+class CampaignContext:
     """Everything a task needs that is the same for every partition of a campaign."""
 
-    paths: Any
-    meta: Any
-    profile: Any
-    workflow: Any
-    options: Any  # sedscale.fitting.FitOptions
-    duplicates: Any
+    paths: CampaignPaths
+    meta: CampaignMeta
+    profile: CatalogProfile
+    workflow: Workflow
+    options: FitOptions
+    duplicates: DuplicateIndex | None
 
 
 @lru_cache(maxsize=4)
-def _context(root: str, meta_mtime_ns: int) -> _Context:
-    from sedscale.campaign.meta import read_meta
-    from sedscale.campaign.paths import CampaignPaths
-    from sedscale.campaign.workflow import Workflow
-    from sedscale.catalog.duplicates import DuplicateIndex
-    from sedscale.catalog.profiles import CatalogProfile
-
-    from sedscale.fitting import FitOptions
-
+def _context(root: str, meta_mtime_ns: int) -> CampaignContext:
     paths = CampaignPaths.at(root)
     meta = read_meta(paths)
     workflow = Workflow.model_validate(meta.workflow)
     duplicates = DuplicateIndex.read(paths.duplicates_index) if meta.has_duplicate_index else None
-    options = FitOptions(
-        fit_config=workflow.fit_config(), rules=workflow.validation_rules(), acceptance=workflow.acceptance,
-        photoz=workflow.photoz, policy=workflow.policy, budgets=workflow.budgets, llm_url=workflow.llm_url,
-        llm_model=workflow.llm_model, cache_dir=paths.cache_dir,
-    )
-    return _Context(paths, meta, CatalogProfile.model_validate(meta.profile), workflow, options, duplicates)
+    options = FitOptions.from_workflow(workflow, cache_dir=paths.cache_dir)
+    return CampaignContext(paths, meta, CatalogProfile.model_validate(meta.profile), workflow, options, duplicates)
 
 
-def campaign_context(root: str) -> _Context:
+def campaign_context(root: str) -> CampaignContext:
     """The cached per-process context of a campaign (re-read if campaign.json changes)."""
-    from sedscale.campaign.paths import CampaignPaths
-
     paths = CampaignPaths.at(root)
     return _context(str(paths.root), paths.campaign_json.stat().st_mtime_ns)
 
 
 def process_partition(campaign_dir: str, partition_id: int, run_id: Optional[str] = None) -> PartitionSummary:
     """Read, validate, fit and commit one partition of a campaign (what an engine maps)."""
-    from sedscale.campaign import _testhooks
-    from sedscale.campaign.commit import commit_partition
-    from sedscale.campaign.manifest import manifest_row
-    from sedscale.catalog.read import read_partition
-    from sedscale.fitting import fit_table
-
     t0 = time.perf_counter()
     ctx = campaign_context(campaign_dir)
     _testhooks.in_task(partition_id)
@@ -94,15 +90,15 @@ def process_partition(campaign_dir: str, partition_id: int, run_id: Optional[str
     table = read_partition(row, ctx.profile.columns())
     dups = None
     if ctx.duplicates is not None:
-        dups = ctx.duplicates.rows_in(int(row["file_index"]), int(row["row_start"]), int(row["row_stop"]))
+        dups = ctx.duplicates.rows_in(row.file_index, row.row_start, row.row_stop)
     t_read = time.perf_counter()
     options = node_llm_options(ctx)
     t_llm = time.perf_counter()
     outcome = fit_table(table, ctx.profile, options, partition_id=partition_id, duplicate_rows=dups,
-                        row_offset=int(row["row_start"]))
+                        row_offset=row.row_start)
     t_fit = time.perf_counter()
     results = outcome.table
-    if outcome.knowledge_delta is not None and len(outcome.knowledge_delta):
+    if len(outcome.knowledge_delta):
         save_knowledge_delta(ctx.paths.knowledge_delta(partition_id), outcome.knowledge_delta)
     timings = {"read_s": t_read - t0, "llm_service_s": t_llm - t_read, "fit_table_s": t_fit - t_llm}
     save_partition_summary(ctx.paths.partition_summary(partition_id), outcome.summary, timings, run_id)
@@ -111,6 +107,16 @@ def process_partition(campaign_dir: str, partition_id: int, run_id: Optional[str
     del table, outcome, results
     release_freed_memory()
     return PartitionSummary(partition_id, marker.n_rows, marker.counts, marker.elapsed_s)
+
+
+@lru_cache(maxsize=1)
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library is not glibc."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
 
 
 def release_freed_memory() -> None:
@@ -125,100 +131,66 @@ def release_freed_memory() -> None:
     whose traceback pins the partition's frames) stays — see docs/CAMPAIGNS.md on the worker's
     high-water memory.
     """
-    global _malloc_trim
-    from sedscale.sed.builder import release_prepared
-
     release_prepared()
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
     gc.collect()
     pa.default_memory_pool().release_unused()  # Arrow's allocator (mimalloc/jemalloc) keeps its own
-    if _malloc_trim:
-        _malloc_trim(0)
+    trim = _libc_malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
-_malloc_trim: Any = None
-
-
-def node_llm_options(ctx: _Context) -> Any:
+def node_llm_options(ctx: CampaignContext) -> FitOptions:
     """The campaign's FitOptions, routed to this node's LLM service when the policy needs one.
 
     With ``policy: llm``, no ``llm_url`` and a site ``llm:`` section, the first task on a node
     starts the node's service (behind a node-local lock) and every worker on the node shares it
     (:func:`sedscale.serve.node.ensure_node_service`); otherwise the options are unchanged.
     """
-    import dataclasses
-
     options = ctx.options
     site_llm = (ctx.meta.site or {}).get("llm")
-    if options.policy != "llm" or options.llm_url or options.llm_client is not None or not site_llm:
+    if options.policy != "llm" or options.llm is not None or not site_llm:
         return options
+    # imported here: only campaigns that serve an LLM on their nodes load the serving layer
     from sedscale.serve.node import ensure_node_service
     from sedscale.serve.settings import LLMSettings
 
-    node = ensure_node_service(LLMSettings.model_validate(site_llm), ctx.paths.llm_dir)
-    return dataclasses.replace(options, llm_client_factory=node.openai_client,
-                               llm_model=options.llm_model or node.model)
+    node = ensure_node_service(LLMSettings.model_validate(site_llm), ctx.paths.llm_host_dir(socket.gethostname()),
+                               ctx.paths.llm_stop_file)
+    endpoint = LLMEndpoint.node_service(node.openai_client, ctx.workflow.llm_model or node.model)
+    return dataclasses.replace(options, llm=endpoint)
 
 
-def save_partition_summary(path: Path, summary: dict, timings: dict, run_id: Optional[str]) -> Path:
+def _json_bytes(data: Mapping[str, object]) -> bytes:
+    return json.dumps(data, indent=1, sort_keys=True, default=str).encode()
+
+
+def save_partition_summary(path: Path, summary: TableSummary, timings: Mapping[str, float],
+                           run_id: Optional[str]) -> Path:
     """What the task learnt besides the rows (fallbacks by reason, agent counts, where the time
-    went), as JSON beside the store; written before the commit, replaced on a rerun."""
-    import os
-    import socket
-
-    record = {**summary, "timings": timings, "host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id}
-    return _write_json_durable(path, record)
-
-
-def _write_json_durable(path: Path, data: Any) -> Path:
-    """``data`` as readable JSON at ``path``, replaced atomically (the campaign's own atomic_write)."""
-    import json
-
-    from sedscale.fsutil import atomic_write
-
+    went) and where it ran (``host``, ``pid``), as JSON beside the store; written before the
+    commit, replaced on a rerun. Not fsync'ed into its directory: the commit that follows is."""
+    record = {**summary.as_dict(), "timings": dict(timings), "host": socket.gethostname(), "pid": os.getpid(),
+              "run_id": run_id}
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(data, indent=1, sort_keys=True, default=str).encode(), sync_dir=False)
+    atomic_write(path, _json_bytes(record), sync_dir=False)
     return path
 
 
-def save_knowledge_delta(path: Path, delta: Any) -> Path:
+def save_knowledge_delta(path: Path, delta: KnowledgeBase) -> Path:
     """The agent's knowledge gained in one partition, as readable JSON (merged order-independently
     by :meth:`sedscale.agent.KnowledgeBase.merge`); written before the commit, replaced on a rerun."""
-    return _write_json_durable(path, delta.to_dict())
-
-
-def failed_rows_table(source_ids: pa.Array, reason: str) -> pa.Table:
-    """Every row of a partition as ``failed`` with ``reason`` (ids kept where readable)."""
-    n = len(source_ids)
-    cols = empty_result_columns(n)
-    cols["status"] = np.full(n, STATUS_FAILED, dtype=object)
-    cols["reason"] = np.full(n, reason, dtype=object)
-    cols["source_id"] = source_ids.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-    masks = {f.name: np.ones(n, dtype=bool) for f in RESULTS_SCHEMA if pa.types.is_floating(f.type)}
-    masks.update({"accepted": np.ones(n, bool), "n_bands": np.ones(n, bool),
-                  "source_id": source_ids.is_null().to_numpy(zero_copy_only=False)})
-    arrays = [pa.array(cols[f.name], type=f.type, mask=masks.get(f.name)) for f in RESULTS_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=RESULTS_SCHEMA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, _json_bytes(delta.to_dict()), sync_dir=False)
+    return path
 
 
 def fail_partition(campaign_dir: str, partition_id: int, reason: str, run_id: Optional[str] = None) -> PartitionSummary:
     """Commit a partition whose task failed after every retry: its rows become ``failed``."""
-    from sedscale.campaign.commit import commit_partition
-    from sedscale.campaign.manifest import manifest_row
-    from sedscale.campaign.meta import read_meta
-    from sedscale.campaign.paths import CampaignPaths
-
     paths = CampaignPaths.at(campaign_dir)
     meta = read_meta(paths)
     row = manifest_row(paths, partition_id)
-    n = int(row["n_rows"])
+    n = row.n_rows
     try:
-        from sedscale.catalog.read import read_partition
-
         id_col = str(meta.profile.get("id", "source_id"))
         ids = read_partition(row, [id_col]).column(0).combine_chunks()
         if len(ids) != n:

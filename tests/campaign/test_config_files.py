@@ -23,7 +23,7 @@ def test_the_issue_workflows_are_shipped() -> None:
 def test_shipped_workflow_validates_with_its_fit_config(name: str) -> None:
     wf = load_workflow(name)
     assert wf.name == name
-    assert wf.fit_config().n_models >= 1
+    assert wf.fit.n_models >= 1
     assert wf.validation_rules().require_redshift == (not wf.photoz)
 
 
