@@ -45,7 +45,6 @@ from typing import Sequence
 import numpy as np
 
 from sedscale.sed.estimates import ModelTable, Moments, accumulate
-from sedscale.sed.kernel_cache import ensure_kernel_cached
 from sedscale.sed.kernel_numba import HAVE_NUMBA, FusedState, pilot_block
 from sedscale.sed.screen import screen_block
 
@@ -383,7 +382,6 @@ def _group_fused(blocks: Sequence[Block], feats: list[_Features], table: ModelTa
 
     Every step is per source (pilot, centres, scan), so a source's numbers do not depend on
     which other sources share its group."""
-    ensure_kernel_cached()  # the same machine code in every process (see sedscale.sed.kernel_cache)
     # the dense scan needs the pilot only as a first reference and centre: 8× sparser is enough
     ref, pb_blk, pb_col, pb_s = _pilot_fused(blocks, feats, options.pilot_fraction / 8, n)
     c_int, c_ext, cl = _centres(blocks, feats, table, n, pb_blk, pb_col, pb_s)

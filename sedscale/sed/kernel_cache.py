@@ -1,135 +1,106 @@
-"""Every process runs the fused kernel as loaded from numba's on-disk cache, never as compiled by
-itself.
+"""A numba cache for the fused kernel that sedscale owns, and what this process runs from it.
 
-Why: numba's machine code for :mod:`sedscale.sed.kernel_numba` differs between a process that
-compiled it and a process that loaded the same functions from the cache (measured on a
-3,000-source fit: log M* differs by up to 1.3e-7 dex, log SFR by 1.0e-6, in half of the rows;
-two compiling processes agree bit for bit, as do two loading ones). A campaign whose first
-worker compiled on a cold cache and whose resumed worker loaded would not reproduce its own
-results. So on a cold cache the first process compiles in a child process — which writes the
-cache — and then loads, like every later process; a node-wide lock stops concurrent workers from
-compiling twice. The child runs the real fitting path (known redshift and photo-z) so it
-compiles exactly the signatures production calls.
+Why: numba's default cache lives beside the source (``sedscale/sed/__pycache__``), so two
+installs of one checkout (two virtual environments, two numba versions) overwrite each other's
+entries, and a process cannot tell whether it runs code it compiled or code it loaded. The
+kernel's bits no longer depend on that (:func:`sedscale.sed.kernel_numba._helper` removed the
+cause), but a cache shared between installs still costs recompiles and hides what ran.
 
-A marker file beside numba's cache names what was compiled (kernel source, numba, Python, the
-CPU's target as numba sees it); without it, or when the child fails (e.g. a read-only cache
-directory, where numba compiles in every process anyway), the process falls back to compiling
-in-process and logs why.
+So the kernel's entry points get a cache locator of their own, used for them only (the user's
+other numba code keeps numba's defaults): ``$SEDSCALE_CACHE_DIR/numba/<key>/``, by default
+``~/.cache/sedscale/numba/<key>/`` (``$XDG_CACHE_HOME`` honoured), where the key hashes the
+kernel's source, numba's version, Python's version and the CPU target as numba sees it — two
+installs never write the same directory. :func:`describe_cache` reports, from numba's own
+cache statistics, whether each entry point was loaded or compiled, for the partition summary.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
-import subprocess
 import sys
-import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from numba.core.caching import (CacheImpl, CompileResultCacheImpl, FunctionCache, _CacheLocator,
+                                _SourceFileBackedLocatorMixin)
+
+if TYPE_CHECKING:
+    from numba.core.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
-#: Set in the child so that it compiles instead of recursing.
-CHILD_ENV = "SEDSCALE_KERNEL_CACHE_CHILD"
-
-_lock = threading.Lock()
-_ready = False
+#: Overrides the root of sedscale's caches (the kernel's lives in its ``numba/`` folder).
+CACHE_DIR_ENV = "SEDSCALE_CACHE_DIR"
 
 
-def _entry_points() -> list:
-    from sedscale.sed.kernel_numba import pilot_block, scan_block
+def cache_root() -> Path:
+    """Where sedscale keeps its numba caches: ``$SEDSCALE_CACHE_DIR/numba`` or the user cache."""
+    explicit = os.environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser() / "numba"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "sedscale" / "numba"
 
-    return [pilot_block, scan_block]
 
-
-def cache_key() -> str:
-    """What the cached code depends on: the kernel's source, numba, Python and the CPU target."""
+def cache_key(source: Path) -> str:
+    """What the cached machine code depends on: the source file, numba, Python, the CPU target."""
     import numba
     from numba.core.registry import cpu_target
 
-    import sedscale.sed.kernel_numba as kn
-
-    h = hashlib.sha256(Path(kn.__file__).read_bytes())
-    h.update(repr((numba.__version__, sys.version_info[:3],
-                   cpu_target.target_context.codegen().magic_tuple())).encode())
-    return h.hexdigest()[:16]
+    digest = hashlib.sha256(source.read_bytes())
+    digest.update(repr((numba.__version__, tuple(sys.version_info[:3]),
+                        cpu_target.target_context.codegen().magic_tuple())).encode())
+    return digest.hexdigest()[:16]
 
 
-def marker_path() -> Path:
-    """The marker beside numba's cache of the kernel (its directory follows numba's own choice)."""
-    return Path(_entry_points()[0].stats.cache_path) / f"sedscale-kernel-{cache_key()}.ready"
+class KernelCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):  # type: ignore[misc]
+    """numba cache locator for sedscale's kernel: ``cache_root()/<cache_key(source)>``."""
+
+    def __init__(self, py_func: Callable[..., object], py_file: str) -> None:
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        self._cache_path = str(cache_root() / cache_key(Path(py_file)))
+
+    def get_cache_path(self) -> str:
+        return self._cache_path
 
 
-def ensure_kernel_cached() -> None:
-    """Make sure this process will load the kernel from the cache (once per process; cheap after)."""
-    global _ready
-    if _ready:
-        return
-    with _lock:
-        if _ready:
-            return
-        from sedscale.sed.kernel_numba import HAVE_NUMBA
-
-        if not HAVE_NUMBA or os.environ.get(CHILD_ENV) == "1" or os.environ.get("NUMBA_DISABLE_JIT") == "1":
-            _ready = True
-            return
-        try:
-            marker = marker_path()
-            if not marker.exists():
-                _compile_in_child(marker)
-        except Exception as exc:  # noqa: BLE001 — never fail a fit over the cache; say so
-            log.warning("numba kernel cache not prepared (%s: %s); this process compiles the kernel "
-                        "itself, so its results may differ from cache-loading processes by ~1e-7",
-                        type(exc).__name__, exc)
-        _ready = True
+class _KernelCacheImpl(CompileResultCacheImpl):  # type: ignore[misc]
+    # numba's own locators only when ours is unusable (an unwritable cache root): the bits do not
+    # depend on compile vs load, so sharing a directory then costs recompiles, not results
+    _locator_classes = [KernelCacheLocator, *CacheImpl._locator_classes]
 
 
-def _compile_in_child(marker: Path) -> None:
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    with open(marker.parent / "sedscale-kernel.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker of this node may be compiling
-        try:
-            if marker.exists():
-                return
-            log.warning("compiling the numba kernel once for this installation (about 20 s)")
-            proc = subprocess.run([sys.executable, "-m", "sedscale.sed.kernel_cache"],
-                                  env=os.environ | {CHILD_ENV: "1"}, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"the compiling child exited {proc.returncode}: "
-                                   f"{(proc.stderr or proc.stdout).strip()[-500:]}")
-            tmp = marker.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text("compiled by a child process; numba's cache holds the kernel\n")
-            os.replace(tmp, marker)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+class _KernelFunctionCache(FunctionCache):  # type: ignore[misc]
+    _impl_class = _KernelCacheImpl
 
 
-def compile_production_signatures() -> None:
-    """Fit a small mock the way production does (known redshift, then photo-z) so that numba
-    compiles and caches every signature of the kernel's entry points."""
-    import numpy as np
-
-    from sedscale.catalog.photometry import Photometry
-    from sedscale.sed.api import fit_photometry
-    from sedscale.sed.config import FitConfig
-
-    bands = ("euclid_vis", "euclid_y", "euclid_j", "euclid_h")
-    rng = np.random.default_rng(0)
-    n = 8
-    flux = rng.uniform(0.5, 5.0, (n, len(bands)))
-    flux[0] *= 1e4  # a high-S/N row takes the kernel's exact path
-    error = flux * 0.05
-    phot = Photometry(source_id=np.arange(n, dtype=np.int64), filters=bands, flux=flux, error=error,
-                      redshift=np.linspace(0.3, 2.0, n), row_index=np.arange(n, dtype=np.int64))
-    cfg = FitConfig.model_validate({"sfh": {"age": [0.5, 3.0], "tau": [1.0]}, "stellar": {"metallicity": [1.0]},
-                                    "dust_attenuation": {"av": [0.0, 1.0]}, "nebular": {"enabled": False},
-                                    "dust_emission": {"enabled": False}})
-    fit_photometry(phot, cfg)
-    fit_photometry(phot, cfg, photoz=True)
+def own_cache(dispatcher: Dispatcher) -> Dispatcher:
+    """Cache ``dispatcher`` (an ``njit(cache=True)`` function) in sedscale's directory."""
+    dispatcher._cache = _KernelFunctionCache(dispatcher.py_func)
+    path = Path(dispatcher._cache._cache_path)
+    if cache_root() not in path.parents:
+        log.warning("sedscale's numba cache %s is not writable; %s is cached in %s instead",
+                    cache_root(), dispatcher.__name__, path)
+    return dispatcher
 
 
-if __name__ == "__main__":
-    compile_production_signatures()
-    misses = {f.__name__: sum(f.stats.cache_misses.values()) for f in _entry_points()}
-    print(f"compiled and cached: {misses}")
+def describe_cache(dispatchers: list[Dispatcher]) -> dict[str, object]:
+    """Where the kernel is cached and, per entry point, how many signatures this process loaded
+    from that cache (numba's ``cache_hits``) and how many it compiled (``cache_misses``)."""
+    import numba
+
+    entries: dict[str, dict[str, object]] = {}
+    for disp in dispatchers:
+        loaded = int(sum(disp.stats.cache_hits.values()))
+        compiled = int(sum(disp.stats.cache_misses.values()))
+        origin = ("unused" if not loaded + compiled else "cache" if not compiled
+                  else "compiled" if not loaded else "mixed")
+        entries[disp.__name__] = {"loaded": loaded, "compiled": compiled, "origin": origin}
+    first = dispatchers[0]
+    return {"cache_dir": str(first.stats.cache_path),
+            "cache_key": cache_key(Path(first.py_func.__code__.co_filename)),
+            "numba": numba.__version__, "entry_points": entries}

@@ -42,6 +42,8 @@ import numpy as np
 try:
     import numba as _nb
 
+    from sedscale.sed.kernel_cache import describe_cache, own_cache
+
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
     _nb = None
@@ -67,20 +69,54 @@ _LOG10E = _F(1.0 / math.log(10.0))
 _L3, _L5, _L7 = _F(1 / 3), _F(1 / 5), _F(1 / 7)
 _LOG10E64 = 1.0 / math.log(10.0)
 
+#: fast-math flags of :func:`scan_block` and everything inlined into it: reordering (``reassoc``)
+#: lets the float32 tile sums vectorise, ``contract`` forms FMAs. No ``nnan``/``ninf``: the
+#: float64 bookkeeping meets infinite references (a source without a pilot model) and tests them.
+SCAN_FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp", "afn"})
 
-def _njit(**kw):
-    """numba.njit when numba is present, else the identity (the module still imports)."""
+
+def _entry_point(**kw):
+    """numba.njit, cached in sedscale's own numba cache (:mod:`sedscale.sed.kernel_cache`), for
+    a function Python calls; the identity without numba (the module still imports)."""
     if not HAVE_NUMBA:  # pragma: no cover
         return lambda f: f
-    return _nb.njit(cache=True, nogil=True, error_model="numpy", **kw)
+    return lambda f: own_cache(_nb.njit(nogil=True, error_model="numpy", **kw)(f))
+
+
+def _exact():
+    """numba.njit without fast-math flags, for the float64 bookkeeping the entry points call.
+
+    Such a function is compiled into a library of its own and again into each caller (see
+    :func:`_helper`), but without fast-math LLVM may not reorder or contract its arithmetic: every
+    copy computes the same IEEE-754 bits, so it need not be inlined."""
+    if not HAVE_NUMBA:  # pragma: no cover
+        return lambda f: f
+    return _nb.njit(nogil=True, error_model="numpy")
+
+
+def _helper():
+    """A fast-math function called only from :func:`scan_block`, inlined into it by numba.
+
+    Why inlined: numba compiles a called function into a library of its own *and* a second,
+    re-optimised copy into each caller's object code (a weak symbol). A process that compiles
+    the kernel has the callee's own library in the JIT engine first, and the linker binds the
+    caller's calls to it; a process that loads the caller from the cache runs the caller's copy.
+    With fast-math the two copies are different machine code (reductions reordered and FMAs
+    formed differently after the re-optimisation), so results differed by ~1e-7 between
+    compiling and loading processes. Inlined at numba's IR level, the function exists only inside
+    its caller: one machine code whichever way it got into the process. Its fast-math flags are
+    the caller's (:data:`SCAN_FASTMATH`)."""
+    if not HAVE_NUMBA:  # pragma: no cover
+        return lambda f: f
+    return _nb.njit(nogil=True, error_model="numpy", inline="always")
 
 
 # --------------------------------------------------------------------------------------------
-# vectorisable float32 inner loops (fastmath: no NaN/inf can reach them)
+# vectorisable float32 inner loops (inlined into scan_block: its fast-math flags apply)
 # --------------------------------------------------------------------------------------------
 
 
-@_njit(fastmath=True)
+@_helper()
 def _dot_tile4(feat, i0, mt, j0, w, out, init):  # pragma: no cover
     """out[s, :w] = init + Σ_k feat[i0+s, k] · mt[k, j0:j0+w] for four sources s (float32).
 
@@ -117,7 +153,7 @@ def _dot_tile4(feat, i0, mt, j0, w, out, init):  # pragma: no cover
             o3[j] += (d0 * m0 + d1 * m1) + (d2 * m2 + d3 * m3)
 
 
-@_njit()
+@_exact()
 def _argmax(q_buf, w):  # pragma: no cover
     """First index of the largest gain (scalar; only run when a source's best improves)."""
     jb = 0
@@ -127,7 +163,7 @@ def _argmax(q_buf, w):  # pragma: no cover
     return jb
 
 
-@_njit(fastmath=True, inline="always")
+@_helper()
 def _window_exp(e, lo1):  # pragma: no cover
     """exp(e) in float32 for the Δχ² window: (1 + x + … + x⁷/7!)^32 with x = max(e, lo1)/32
     (relative error < 3e-6; the clamp keeps excluded models finite). Inlined into both callers
@@ -141,7 +177,7 @@ def _window_exp(e, lo1):  # pragma: no cover
     return p * p
 
 
-@_njit(fastmath=True)
+@_helper()
 def _weights(a_buf, c_buf, s_buf, q_buf, l_buf, lp_buf, w, q_ref, half_screen,
              half_delta):  # pragma: no cover
     """From A and C: s = A/C (1 where A ≤ 0, a log placeholder), gain q = s·A (0 where A ≤ 0),
@@ -178,7 +214,7 @@ def _weights(a_buf, c_buf, s_buf, q_buf, l_buf, lp_buf, w, q_ref, half_screen,
     return s0, s0p, int(cnt), int(near), int(up)
 
 
-@_njit(fastmath=True)
+@_helper()
 def _reweight(q_buf, a_buf, l_buf, lp_buf, w, q_ref, half_screen, half_delta):  # pragma: no cover
     """:func:`_weights` again from the stored gains, after the reference moved."""
     lo = -half_screen
@@ -202,7 +238,7 @@ def _reweight(q_buf, a_buf, l_buf, lp_buf, w, q_ref, half_screen, half_delta):  
     return s0, s0p, int(cnt), int(near), 0
 
 
-@_njit(fastmath=True)
+@_helper()
 def _moments(l_buf, tab, j0, w, center, out1, out2):  # pragma: no cover
     """out1[k] = Σ L (p − c_k), out2[k] = Σ L (p − c_k)² over one tile (float32 partials)."""
     for k in range(tab.shape[0]):
@@ -219,7 +255,7 @@ def _moments(l_buf, tab, j0, w, center, out1, out2):  # pragma: no cover
         out2[k] = s2
 
 
-@_njit(fastmath=True)
+@_helper()
 def _log10_shifted(s_bits, mant_bits, mant, expo, y_buf, w, shift):  # pragma: no cover
     """y = log10(s) + shift for positive float32 s, from its bit pattern (vectorised).
 
@@ -246,7 +282,7 @@ def _log10_shifted(s_bits, mant_bits, mant, expo, y_buf, w, shift):  # pragma: n
 # --------------------------------------------------------------------------------------------
 
 
-@_njit()
+@_exact()
 def _rescale(i, f, s0, s0p, s1, s2, e1, e2, bw):  # pragma: no cover
     """Multiply every running sum of source i by f (its reference χ² moved down)."""
     s0[i] *= f
@@ -261,7 +297,7 @@ def _rescale(i, f, s0, s0p, s1, s2, e1, e2, bw):  # pragma: no cover
         bw[i, k] *= f
 
 
-@_njit()
+@_exact()
 def _recentre(i, col, s, log_u_i, mi, tab_int, tab_ext, log_k, c_int, c_ext, cl, s0, s1, s2, s0p,
               e1, e2):  # pragma: no cover
     """Move source i's centre to its new best model (column ``col``, normalisation ``s``).
@@ -285,7 +321,7 @@ def _recentre(i, col, s, log_u_i, mi, tab_int, tab_ext, log_k, c_int, c_ext, cl,
     cl[i] = cl_new
 
 
-@_njit()
+@_exact()
 def _exact_ac(lin64, quad64, i, mlin64, mquad64, col):  # pragma: no cover
     a = 0.0
     c = 0.0
@@ -296,7 +332,7 @@ def _exact_ac(lin64, quad64, i, mlin64, mquad64, col):  # pragma: no cover
     return a, c
 
 
-@_njit()
+@_exact()
 def _reserve(near_i, near_c, n_near, extra):  # pragma: no cover
     """Room for ``extra`` more near pairs (the buffers double when full)."""
     if n_near + extra <= near_i.shape[0]:
@@ -309,7 +345,7 @@ def _reserve(near_i, near_c, n_near, extra):  # pragma: no cover
     return ni, nc
 
 
-@_njit(fastmath=True)
+@_helper()
 def _collect_near(q_buf, w, lo, i, const_i, near_i, near_c, n_near):  # pragma: no cover
     """Write (i, χ² = const − q) for every pair of the tile with q ≥ lo from ``n_near`` on (the
     caller reserved room for ``w``); returns the new count. Chunks of 16 whose largest gain is
@@ -334,7 +370,7 @@ def _collect_near(q_buf, w, lo, i, const_i, near_i, near_c, n_near):  # pragma: 
     return n_near
 
 
-@_njit()
+@_entry_point()
 def pilot_block(lin64, quad64, const, mlin64, mquad64, start, step, blk, ref, best_blk,
                 best_col, best_s):  # pragma: no cover
     """Exact (float64) χ² of every ``step``-th model: seeds each source's best χ² and centre."""
@@ -355,7 +391,7 @@ def pilot_block(lin64, quad64, const, mlin64, mquad64, start, step, blk, ref, be
 # --------------------------------------------------------------------------------------------
 
 
-@_njit()
+@_entry_point(fastmath=set(SCAN_FASTMATH))
 def scan_block(lin32, quad32, lin64, quad64, const, margin, exact, log_u, mlin_t, mquad_t,
                mlin64, mquad64, tint, text, tab_int, tab_ext, model_index, log_k, goff, blk,
                screen, delta, c_int, c_ext, cl, ref, s0, s1, s2, s0p, e1, e2, bw, best_col, best_s,
@@ -456,7 +492,7 @@ def scan_block(lin32, quad32, lin64, quad64, const, margin, exact, log_u, mlin_t
     return near_i, near_c
 
 
-@_njit(fastmath=True)
+@_helper()
 def _moments_ext(lp_buf, y_buf, text, j0, w, center, out1, out2):  # pragma: no cover
     """Σ L⁺ v and Σ L⁺ v², v = y + x − c, for every extensive column (float32 partials)."""
     for k in range(text.shape[0]):
@@ -473,7 +509,7 @@ def _moments_ext(lp_buf, y_buf, text, j0, w, center, out1, out2):  # pragma: no 
         out2[k] = s2
 
 
-@_njit()
+@_exact()
 def _exact_row(i, j0, w, a_buf, c_buf, lin64, quad64, const, margin, log_u, mlin64, mquad64,
                tab_int, tab_ext, model_index, log_k, goff, blk, screen, delta, c_int, c_ext, cl, ref,
                s0, s1, s2, s0p, e1, e2, bw, best_col, best_s, near_i, near_c, n_near,
@@ -525,6 +561,15 @@ def _exact_row(i, j0, w, a_buf, c_buf, lin64, quad64, const, margin, log_u, mlin
             near_c[n_near] = chi
             n_near += 1
     return near_i, near_c, n_near, n_pairs
+
+
+def kernel_provenance() -> dict[str, object]:
+    """Which machine code this process runs: the kernel's cache directory and key, and per entry
+    point how many signatures were loaded from that cache or compiled here (numba's statistics).
+    For the partition summary, so a result can be traced to the code that produced it."""
+    if not HAVE_NUMBA:  # pragma: no cover
+        return {"numba": None}
+    return describe_cache([pilot_block, scan_block])
 
 
 class FusedState:
