@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         from sedscale.campaign.meta import read_meta
         from sedscale.campaign.paths import CampaignPaths
         from sedscale.commands._campaign_ui import print_summary, progress_runner
-        from sedscale.engines.driver import run_campaign
+        from sedscale.driver import run_campaign
         from sedscale.engines.site import load_site, site_from_dict
         from sedscale.errors import ConfigError
 

@@ -37,7 +37,7 @@ def describe_site(name_or_path: str, engine: Optional[str] = None) -> str:
     if site.scheduler == "local":
         lines.append("# local site: no batch script (workers run on this machine)")
         return "\n".join(lines) + "\n"
-    o = site.scheduler_options
+    o = site.batch_options
     if site.engine == "parsl":
         lines.append(f"# Parsl HighThroughputExecutor + {'SlurmProvider' if site.scheduler == 'slurm' else 'PBSProProvider'}"
                      f" ({o.launcher} launcher), blocks {o.min_blocks}..{o.max_blocks} x {o.nodes_per_block} node(s), "
@@ -47,7 +47,7 @@ def describe_site(name_or_path: str, engine: Optional[str] = None) -> str:
         lines.append(f"# dask-jobqueue {'SLURMCluster' if site.scheduler == 'slurm' else 'PBSCluster'}, adapt "
                      f"{max(o.min_blocks, 1) * o.nodes_per_block}..{o.max_blocks * o.nodes_per_block} single-node jobs, "
                      f"worker --lifetime {o.worker_lifetime} --lifetime-stagger {o.worker_lifetime_stagger}")
-    from sedscale.engines.hpc import render_batch_script
+    from sedscale.engines.batch_script import render_batch_script
 
     lines.append("# ---- batch script of one block (not submitted) ----")
     lines.append(render_batch_script(site).rstrip())

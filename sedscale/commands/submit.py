@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from sedscale.campaign.paths import CampaignPaths
 
 
 def register(app: typer.Typer) -> None:
@@ -31,14 +34,16 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from sedscale.campaign.create import create_campaign, refuse_existing
-        from sedscale.campaign.paths import default_campaign_dir
+        from sedscale.campaign.paths import CampaignPaths, default_campaign_dir
         from sedscale.campaign.workflow import load_workflow, workflow_from_dict
         from sedscale.commands._campaign_ui import print_summary, progress_runner
-        from sedscale.engines.driver import run_campaign
+        from sedscale.driver import run_campaign
+        from sedscale.engines.compute_env import check_submittable
         from sedscale.engines.site import load_site
 
         console = Console(stderr=True)
         site_cfg = load_site(site)
+        check_submittable(site_cfg)  # account, venv, scheduler tools: before anything is created
         wf = load_workflow(workflow)
         overrides = {k: v for k, v in {"profile": profile, "rows_per_partition": rows_per_partition,
                                        "policy": policy, "llm_url": llm_url}.items() if v is not None}
@@ -51,7 +56,7 @@ def register(app: typer.Typer) -> None:
                                     rows_per_partition=wf.rows_per_partition)
         console.print(f"campaign [bold]{paths.root}[/] on site {site_cfg.name!r} ({site_cfg.engine})")
         if detach:
-            _detach(paths.root, site, workers, site_cfg)
+            _detach(CampaignPaths.at(paths.root), site, workers)
             return
         progress, on_event = progress_runner(console)
         with progress:
@@ -65,31 +70,28 @@ def register(app: typer.Typer) -> None:
         typer.echo(str(paths.root))
 
 
-def _detach(root: Path, site: str, workers: Optional[int], site_cfg: object) -> None:
-    """Start ``sedscale resume ROOT`` as a session leader that outlives this shell; write
-    ``ROOT/driver.pid`` and log to ``ROOT/driver.log``. A driver that dies later is recovered by
-    ``sedscale resume ROOT`` (finished partitions kept, its batch jobs cancelled by id)."""
+def _detach(paths: "CampaignPaths", site: str, workers: Optional[int]) -> None:
+    """Start ``sedscale resume ROOT`` as a session leader that outlives this shell; write its pid
+    to ``state/driver.pid`` and log to ``ROOT/driver.log``. A driver that dies later is recovered
+    by ``sedscale resume ROOT`` (finished partitions kept, its batch jobs cancelled by id, its
+    local processes stopped by pid and start time)."""
     import os
     import subprocess
     import sys
 
-    if getattr(site_cfg, "scheduler", "local") != "local":
-        from sedscale.engines.hpc import check_submittable
+    from sedscale.fsutil import atomic_write
 
-        check_submittable(site_cfg)  # type: ignore[arg-type] # fail here, not in the background
-    root = Path(root).resolve()
+    root = paths.root
     site_arg = str(Path(site).resolve()) if Path(site).suffix in (".yaml", ".yml") else site
     cmd = [sys.executable, "-m", "sedscale", "resume", str(root), "--site", site_arg]
     if workers:
         cmd += ["--workers", str(workers)]
-    log = open(root / "driver.log", "ab")
     env = os.environ | {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=os.getcwd(), env=env, close_fds=True)
-    log.close()
-    tmp = root / f"driver.pid.tmp{os.getpid()}"
-    tmp.write_text(f"{proc.pid}\n")
-    os.replace(tmp, root / "driver.pid")
+    with open(root / "driver.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=os.getcwd(), env=env, close_fds=True)
+    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(paths.driver_pid, f"{proc.pid}\n".encode(), paths.state_dir)
     typer.echo(f"driver pid {proc.pid}; log {root / 'driver.log'}; follow with `sedscale status {root}`",
                err=True)
     typer.echo(str(root))

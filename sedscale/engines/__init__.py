@@ -1,4 +1,5 @@
-"""Execution back ends (Parsl, Dask) behind one small interface, and site loading.
+"""Execution back ends (Parsl, Dask) behind one small interface, site loading, and the batch
+schedulers they run on (:mod:`sedscale.engines.schedulers`).
 
 :func:`make_engine` picks the back end named by a site config; the core never branches on a
 machine's name. Implementations are imported lazily so ``import sedscale.engines`` stays light.
@@ -6,7 +7,7 @@ machine's name. Implementations are imported lazily so ``import sedscale.engines
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from sedscale.campaign.paths import CampaignPaths
@@ -14,12 +15,13 @@ if TYPE_CHECKING:
     from sedscale.engines.site import SiteConfig
 
 
-def make_engine(site: "SiteConfig", paths: "CampaignPaths", workers: int | None = None) -> "Engine":
-    """The engine a site asks for, with its working folders inside the campaign directory."""
-    if site.scheduler != "local":
-        from sedscale.engines.hpc import check_submittable
+def make_engine(site: "SiteConfig", paths: "CampaignPaths", workers: Optional[int] = None) -> "Engine":
+    """The engine a site asks for, with its working folders inside the campaign directory; it
+    records its batch jobs and local processes there so a later driver can stop them."""
+    from sedscale.engines.base import RunFiles
+    from sedscale.engines.compute_env import check_submittable
 
-        check_submittable(site)  # before anything is submitted
+    check_submittable(site)  # before anything is submitted
     engine: "Engine"
     if site.engine == "parsl":
         from sedscale.engines.parsl_engine import ParslEngine
@@ -29,8 +31,5 @@ def make_engine(site: "SiteConfig", paths: "CampaignPaths", workers: int | None 
         from sedscale.engines.dask_engine import DaskEngine
 
         engine = DaskEngine(site, paths.dask_dir, workers)
-    if site.scheduler != "local":
-        from sedscale.engines.jobs import jobs_path
-
-        engine.jobs_file = jobs_path(paths.state_dir)  # job ids recorded for orphan recovery
+    engine.run_files = RunFiles(jobs=paths.hpc_jobs, processes=paths.processes)
     return engine

@@ -13,7 +13,11 @@ import importlib
 from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+from sedscale.engines.jobs import JobRecorder
+from sedscale.engines.processes import ProcessRecorder
 
 
 def resolve_task(ref: str) -> Callable[..., Any]:
@@ -62,29 +66,53 @@ class TaskOutcome:
     attempts: int = 1
 
 
+@dataclass(frozen=True)
+class RunFiles:
+    """Where an engine records what it started, for a later driver to stop (paths handed in by
+    the driver from ``CampaignPaths``): batch job ids (HPC sites) and local processes."""
+
+    jobs: Optional[Path] = None
+    processes: Optional[Path] = None
+
+
 class Engine(ABC):
     """A started back end that runs task calls on workers."""
 
     name = "engine"
-    jobs_file: Any = None  # HPC engines: where their batch job ids are recorded (sedscale.engines.jobs)
-    _recorder: Any = None
-
-    def _start_job_recorder(self, scheduler: str) -> None:
-        if self.jobs_file is None:
-            return
-        from sedscale.engines.jobs import JobRecorder
-
-        self._recorder = JobRecorder(self.jobs_file, scheduler, self.job_ids)
-        self._recorder.start()
+    scheduler = "local"
+    run_files: RunFiles = RunFiles()
+    _job_recorder: Optional[JobRecorder] = None
+    _process_recorder: Optional[ProcessRecorder] = None
 
     def job_ids(self) -> list[str]:
         """Batch job ids this engine submitted (none for local engines)."""
         return []
 
-    def _stop_job_recorder(self) -> None:
-        if self._recorder is not None:
-            self._recorder.stop(clean=True)
-            self._recorder = None
+    def process_roots(self) -> list[int]:
+        """Pids of processes this engine started outside the driver's own process tree."""
+        return []
+
+    def _start_recorders(self) -> None:
+        """Start recording job ids and local processes (called by ``start`` once workers exist)."""
+        if self.run_files.processes is not None:
+            self._process_recorder = ProcessRecorder(self.run_files.processes, self.process_roots)
+            self._process_recorder.start()
+        if self.run_files.jobs is not None and self.scheduler != "local":
+            self._job_recorder = JobRecorder(self.run_files.jobs, self.scheduler, self.job_ids)
+            self._job_recorder.start()
+
+    def _record_jobs_now(self) -> None:
+        if self._job_recorder is not None:
+            self._job_recorder.record()
+
+    def _stop_recorders(self) -> None:
+        """The engine shut its workers down: nothing is left for a later driver to stop."""
+        if self._job_recorder is not None:
+            self._job_recorder.stop(clean=True)
+            self._job_recorder = None
+        if self._process_recorder is not None:
+            self._process_recorder.stop()
+            self._process_recorder = None
 
     @property
     @abstractmethod

@@ -1,10 +1,11 @@
 """Batch jobs a driver owns, recorded in the campaign directory so a later driver can cancel them.
 
 A driver on a login node can die (SIGKILL, node reboot) while its blocks keep running and
-burning the allocation. Each HPC engine records its job ids in ``<state>/hpc-jobs.json`` (with
-the owning pid and host) while it runs and clears the file when it shuts down cleanly;
-``run_campaign`` — holding the campaign lock, so the previous driver is known to be gone — cancels
-whatever a dead driver left behind, by job id, before starting its own engine.
+burning the allocation. Each HPC engine records its job ids in the campaign's jobs file
+(``CampaignPaths.hpc_jobs``, handed in as a path) with the owning pid and host while it runs,
+and clears the file when it shuts down cleanly; the driver — holding the campaign lock, so the
+previous driver is known to be gone — cancels whatever a dead driver left behind, by job id,
+before starting its own engine.
 """
 
 from __future__ import annotations
@@ -12,30 +13,23 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
-JOBS_FILE = "hpc-jobs.json"
-
-
-def jobs_path(state_dir: Path) -> Path:
-    return Path(state_dir) / JOBS_FILE
+from sedscale.engines.schedulers import batch_scheduler
+from sedscale.fsutil import atomic_write
 
 
 def write_jobs(path: Path, scheduler: str, job_ids: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"scheduler": scheduler, "pid": os.getpid(), "host": socket.gethostname(),
-                               "job_ids": sorted(set(job_ids))}))
-    os.replace(tmp, path)
+    data = {"scheduler": scheduler, "pid": os.getpid(), "host": socket.gethostname(),
+            "job_ids": sorted(set(job_ids))}
+    atomic_write(path, json.dumps(data).encode(), path.parent)
 
 
 def cancel_orphans(path: Path) -> list[str]:
     """Cancel the recorded jobs of a previous (dead) driver that are still queued or running."""
-    from sedscale.engines.hpc import live_job_ids
-
     if not path.exists():
         return []
     try:
@@ -44,13 +38,11 @@ def cancel_orphans(path: Path) -> list[str]:
         return []
     if data.get("pid") == os.getpid() and data.get("host") == socket.gethostname():
         return []  # our own engine's jobs
-    scheduler = data.get("scheduler", "slurm")
-    alive = live_job_ids(scheduler)
+    scheduler = batch_scheduler(str(data.get("scheduler", "slurm")))
+    alive = scheduler.live_job_ids()
     ids = [str(j) for j in data.get("job_ids", [])]
     doomed = [j for j in ids if alive is None or j in alive]
-    if doomed:
-        tool = "scancel" if scheduler == "slurm" else "qdel"
-        subprocess.run([tool, *doomed], capture_output=True, timeout=60)
+    scheduler.cancel(doomed)
     path.unlink(missing_ok=True)
     return doomed
 
@@ -61,7 +53,7 @@ class JobRecorder:
     def __init__(self, path: Path, scheduler: str, job_ids: Callable[[], list[str]], period: float = 2.0) -> None:
         self.path, self.scheduler, self.job_ids, self.period = Path(path), scheduler, job_ids, period
         self._stop = threading.Event()
-        self._last: list[str] | None = None
+        self._last: Optional[list[str]] = None
         self._thread = threading.Thread(target=self._run, name="sedscale-job-recorder", daemon=True)
 
     def start(self) -> None:

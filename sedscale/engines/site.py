@@ -2,8 +2,9 @@
 
 The top-level keys are pinned in docs/INTERNAL-CONTRACTS.md; ``extra="forbid"`` everywhere so a
 misspelt key is an error naming the file and key. Engine sections (``parsl``, ``dask``) are typed
-for what the local back ends use; ``scheduler_options`` stays a loose mapping until the HPC issue
-types it. ``llm`` is the serving layer's :class:`~sedscale.serve.settings.LLMSettings`.
+for what the local back ends use; ``scheduler_options`` is the discriminated union of the
+scheduler modules' options (:mod:`sedscale.engines.schedulers`), tagged by the top-level
+``scheduler``. ``llm`` is the serving layer's :class:`~sedscale.serve.settings.LLMSettings`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sedscale.engines.schedulers import (SCHEDULER_NAMES, BatchOptions, LocalOptions, PBSOptions, SchedulerOptions,
+                                        SlurmOptions, option_fields)
 from sedscale.errors import ConfigError
 from sedscale.serve.settings import LLMSettings
 
@@ -45,77 +48,6 @@ class DaskSettings(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict, description="passed to LocalCluster / the jobqueue cluster")
 
 
-def _duration_s(text: str, key: str) -> float:
-    """'90s', '25m', '2h' (Dask's --lifetime syntax, the subset sedscale accepts) in seconds."""
-    import re
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)\s*", str(text))
-    if not m:
-        raise ValueError(f"{key}: expected a duration like '90s', '25m' or '2h', got {text!r}")
-    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
-
-
-_WALLTIME = r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$"
-
-
-class SchedulerOptions(_Strict):
-    """Batch-scheduler settings of an HPC site (Slurm or PBS Pro); ignored by local sites.
-
-    One *block* is one batch job of ``nodes_per_block`` nodes; the engine keeps between
-    ``min_blocks`` and ``max_blocks`` of them and replaces a lost one (auto-scaling strategy).
-    """
-
-    account: Optional[str] = Field(None, description="project/allocation charged (-A); $VARS expanded at submit time")
-    partition: Optional[str] = Field(None, description="Slurm partition (-p)")
-    queue: Optional[str] = Field(None, description="PBS queue (-q)")
-    qos: Optional[str] = Field(None, description="Slurm QOS (-q)")
-    constraint: Optional[str] = Field(None, description="Slurm -C, e.g. 'nvme' (Frontier) or 'gpu' (Perlmutter)")
-    walltime: str = Field("00:30:00", pattern=_WALLTIME, description="per block, HH:MM:SS")
-    nodes_per_block: int = Field(1, ge=1)
-    init_blocks: int = Field(1, ge=0)
-    min_blocks: int = Field(1, ge=0)
-    max_blocks: int = Field(1, ge=1)
-    launcher: Literal["single", "srun", "mpiexec"] = Field(
-        "single", description="how the worker pool starts on the block's nodes (srun/mpiexec: one per node)")
-    worker_init: str = Field("", description="shell lines run in the batch job before the workers (module loads, venv)")
-    venv: Optional[str] = Field(
-        None, description="Python environment on the compute nodes; default: the driver's own (sys.prefix)")
-    mem_per_node_gb: Optional[int] = Field(None, ge=1, description="memory requested per node (GB)")
-    exclusive: bool = Field(True, description="whole nodes (Slurm --exclusive)")
-    directives: list[str] = Field(default_factory=list, description="extra '#SBATCH ...'/'#PBS ...' lines")
-    filesystems: Optional[str] = Field(None, description="PBS -l filesystems=... (ALCF: home:eagle, home:flare)")
-    select_options: Optional[str] = Field(None, description="PBS extra select options, e.g. 'ngpus=4'")
-    address: Optional[str] = Field(None, description="driver address the workers connect to; default: this host's name")
-    status_poll_s: int = Field(30, ge=1, description="how often the engine polls sacct/squeue/qstat (Parsl's default: 60)")
-    strategy_period_s: float = Field(5.0, gt=0, description="Parsl auto-scaling period")
-    heartbeat_period_s: int = Field(10, ge=1, description="Parsl worker heartbeat")
-    heartbeat_threshold_s: int = Field(30, ge=2, description="a manager silent this long is lost; its tasks retry")
-    worker_lifetime: str = Field("25m", description="Dask worker --lifetime (before the walltime kills it)")
-    worker_lifetime_stagger: str = Field("2m", description="Dask worker --lifetime-stagger")
-    dask_processes_per_node: Optional[int] = Field(None, ge=1, description="Dask worker processes per job; default workers_per_node")
-
-    @model_validator(mode="after")
-    def _blocks(self) -> "SchedulerOptions":
-        if self.min_blocks > self.max_blocks:
-            raise ValueError(f"min_blocks ({self.min_blocks}) must be <= max_blocks ({self.max_blocks})")
-        if self.init_blocks > self.max_blocks:
-            raise ValueError(f"init_blocks ({self.init_blocks}) must be <= max_blocks ({self.max_blocks})")
-        if self.heartbeat_threshold_s <= self.heartbeat_period_s:
-            raise ValueError("heartbeat_threshold_s must be larger than heartbeat_period_s")
-        life = _duration_s(self.worker_lifetime, "worker_lifetime")
-        _duration_s(self.worker_lifetime_stagger, "worker_lifetime_stagger")
-        if life >= self.walltime_seconds:
-            raise ValueError(f"worker_lifetime ({self.worker_lifetime}) must be shorter than walltime "
-                             f"({self.walltime}) so workers retire before the scheduler kills them")
-        return self
-
-    @property
-    def walltime_seconds(self) -> int:
-        days, _, hms = self.walltime.rpartition("-")
-        h, m, s = (int(x) for x in hms.split(":"))
-        return (int(days) if days else 0) * 86400 + h * 3600 + m * 60 + s
-
-
 class SiteConfig(_Strict):
     """One machine: engine, scheduler, node shape, engine settings, LLM service."""
 
@@ -129,8 +61,22 @@ class SiteConfig(_Strict):
     workers_per_node: int = Field(1, ge=1)
     parsl: ParslSettings = Field(default_factory=ParslSettings)
     dask: DaskSettings = Field(default_factory=DaskSettings)
-    scheduler_options: SchedulerOptions = Field(default_factory=SchedulerOptions)
+    scheduler_options: SchedulerOptions = Field(default_factory=LocalOptions)
     llm: Optional[LLMSettings] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tag_scheduler_options(cls, data: Any) -> Any:
+        """Tag ``scheduler_options`` with the site's ``scheduler`` (the union's discriminator)."""
+        if not isinstance(data, dict):
+            return data
+        scheduler = data.get("scheduler", "local")
+        options = data.get("scheduler_options")
+        if scheduler not in SCHEDULER_NAMES or not (options is None or isinstance(options, dict)):
+            return data
+        if scheduler == "pbs" and not (options or {}).get("queue"):
+            raise ValueError("scheduler_options.queue: a PBS site needs a queue (e.g. 'debug', 'prod')")
+        return data | {"scheduler_options": tagged_options(dict(options or {}), scheduler)}
 
     @field_validator("cores_per_node", "workers_per_node", mode="before")
     @classmethod
@@ -148,18 +94,46 @@ class SiteConfig(_Strict):
             raise ValueError(f"gpu_kind is {self.gpu_kind!r} but gpus_per_node is 0")
         if self.gpus_per_node > 0 and self.gpu_kind == "none":
             raise ValueError("gpus_per_node > 0 needs gpu_kind (nvidia, amd or intel)")
-        if self.scheduler == "slurm" and not self.scheduler_options.partition and not self.scheduler_options.constraint:
+        o = self.scheduler_options
+        if isinstance(o, SlurmOptions) and not o.partition and not o.constraint:
             raise ValueError("scheduler_options: a Slurm site needs 'partition' or 'constraint'")
-        if self.scheduler == "pbs" and not self.scheduler_options.queue:
-            raise ValueError("scheduler_options.queue: a PBS site needs a queue (e.g. 'debug', 'prod')")
-        if self.scheduler == "pbs" and self.scheduler_options.launcher == "srun":
+        if isinstance(o, PBSOptions) and o.launcher == "srun":
             raise ValueError("scheduler_options.launcher: 'srun' needs Slurm; use 'mpiexec' or 'single' on PBS")
         return self
+
+    @property
+    def batch_options(self) -> BatchOptions:
+        """The scheduler options of a batch site (a local site has none: ValueError)."""
+        if not isinstance(self.scheduler_options, BatchOptions):
+            raise ValueError(f"site {self.name!r} runs on this machine: it has no batch scheduler")
+        return self.scheduler_options
+
+
+def tagged_options(options: dict[str, Any], scheduler: str) -> dict[str, Any]:
+    """``options`` with ``kind`` set to ``scheduler``.
+
+    Campaigns made before the options were split by scheduler stored every key of every
+    scheduler (unset ones as null) and local sites stored all of them: a key another scheduler
+    owns is dropped when it is null, or on a local site (which never read them), so those
+    campaigns still resume. Any other key stays, for the model to name as unknown.
+    """
+    if "kind" in options:
+        if options["kind"] != scheduler:
+            raise ValueError(f"scheduler_options.kind {options['kind']!r} disagrees with scheduler {scheduler!r}")
+        return options
+    own = option_fields(scheduler)
+    batch_keys = option_fields("slurm") | option_fields("pbs")
+    kept = {k: v for k, v in options.items()
+            if k in own or k not in batch_keys or (v is not None and scheduler != "local")}
+    return kept | {"kind": scheduler}
 
 
 def _format(exc: ValidationError) -> str:
     def one(err: Any) -> str:
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts = [str(p) for p in err["loc"]]
+        if parts[:1] == ["scheduler_options"] and parts[1:2] and parts[1] in SCHEDULER_NAMES:
+            parts.pop(1)  # the union's tag: the YAML has no such level
+        loc = ".".join(parts) or "(top level)"
         msg = err["msg"]
         if err.get("type") == "extra_forbidden":
             msg = "unknown key (misspelt?)"

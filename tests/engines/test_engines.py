@@ -16,8 +16,10 @@ from sedscale.campaign.status import campaign_status
 from sedscale.campaign.testing import make_synthetic_campaign, synthetic_results
 from sedscale.engines import make_engine
 from sedscale.engines.base import Engine
-from sedscale.engines.driver import run_campaign
+from sedscale.driver import run_campaign
 from sedscale.engines.site import SiteConfig, load_site
+
+pytestmark = pytest.mark.slow  # every test here starts Parsl or Dask
 
 SIZES = [30] * 12 + [11]
 SITES = {"parsl": "local", "dask": "local-dask"}

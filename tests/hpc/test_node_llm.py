@@ -49,7 +49,8 @@ def _site(folder: Path, engine: str, tiny_model: Path) -> Path:
 def test_one_llm_service_per_node_shared_by_the_block_workers(tiny_model: Path, tmp_path: Path,
                                                               no_leftover_jobs: set[str]) -> None:
     from sedscale.sed.mock import make_mock
-    from sedscale.serve.node import node_dir, process_alive
+    from sedscale.campaign.paths import CampaignPaths
+    from sedscale.serve.node import process_alive
 
     table = make_mock("euclid", N, seed=5, hard_fraction=0.6)
     pq.write_table(table.select([c for c in table.column_names if not c.startswith("truth")]),
@@ -60,7 +61,7 @@ def test_one_llm_service_per_node_shared_by_the_block_workers(tiny_model: Path, 
                     cwd=tmp_path, timeout=840)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
 
-    service_dir = node_dir(tmp_path / "camp" / "llm", socket.gethostname())
+    service_dir = CampaignPaths.at(tmp_path / "camp").llm_host_dir(socket.gethostname())
     starts = (service_dir / "starts.log").read_text().splitlines()
     assert len(starts) == 1, f"{len(starts)} LLM services started on one node: {starts}"
     summaries = [json.loads(p.read_text()) for p in sorted((tmp_path / "camp" / "summaries").glob("*.json"))]

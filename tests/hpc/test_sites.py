@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sedscale.engines.hpc import render_batch_script
+from sedscale.engines.batch_script import render_batch_script
 from sedscale.engines.site import load_site
 from sedscale.errors import ConfigError
 from sedscale.resources import site_configs_dir
@@ -121,6 +121,7 @@ def test_unset_account_variable_is_an_error_before_submission(tmp_path: Path, mo
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_malformed_site_submit_fails_before_any_job(tmp_path: Path, no_leftover_jobs: set[str]) -> None:
     from tests.hpc.conftest import squeue_ids
 

@@ -15,12 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from sedscale.campaign.paths import CampaignPaths
+from sedscale.driver import read_driver_pid
 from sedscale.resources import site_configs_dir
 from tests.campaign.mock_catalog import TINY_WORKFLOW
 from tests.campaign.test_pipeline_e2e import assert_tables_identical
 from tests.hpc.conftest import sedscale, squeue_ids
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 N = 2000
 TIMING = ("fit_seconds",)
@@ -95,7 +97,7 @@ def test_scancel_block_mid_campaign_is_replaced(engine: str, tmp_path: Path, no_
     from sedscale.campaign.status import campaign_status
     from sedscale.campaign.testing import make_synthetic_campaign
     from sedscale.engines import make_engine
-    from sedscale.engines.driver import run_campaign
+    from sedscale.driver import run_campaign
     from sedscale.engines.site import load_site
 
     sizes = [20] * 14
@@ -147,15 +149,13 @@ def test_dead_driver_jobs_are_cancelled_on_resume(catalog: Path, tmp_path: Path,
     import signal
     import sys
 
-    from sedscale.engines.jobs import JOBS_FILE
-
     site = _site_file(tmp_path, "parsl")
     env = os.environ | {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "sedscale", "submit", str(catalog), "--site", str(site),
                              "--workflow", str(catalog.parent / "tiny.yaml"), "--campaign", "camp"],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    jobs_file = tmp_path / "camp" / "state" / JOBS_FILE
+    jobs_file = CampaignPaths.at(tmp_path / "camp").hpc_jobs
     owned: list[str] = []
     deadline = time.time() + 120
     try:
@@ -191,7 +191,8 @@ def test_submit_detach_returns_and_the_driver_finishes(catalog: Path, tmp_path: 
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert time.time() - t0 < 30, "--detach should return before the campaign runs"
     camp = tmp_path / "camp"
-    pid = int((camp / "driver.pid").read_text())
+    pid = read_driver_pid(CampaignPaths.at(camp))
+    assert pid is not None
     deadline = time.time() + 150
     while time.time() < deadline and Path(f"/proc/{pid}").exists():
         try:

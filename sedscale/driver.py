@@ -1,6 +1,10 @@
 """The driver: run what is left of a campaign on an engine, and account for every partition.
 
-Sequence: take the campaign lock → refuse if the catalog changed → find the partitions left
+It sits beside :mod:`sedscale.pipeline` (the per-partition task) because it joins the campaign
+layer (lock, manifest, resume plan, run records) to an engine; engines only map tasks.
+
+Sequence: take the campaign lock → stop what a dead earlier run left (its batch jobs by id, its
+local processes by pid and start time) → refuse if the catalog changed → find the partitions left
 (missing, torn/corrupt, or failed earlier) → claim the campaign with a fresh run id (which fences
 workers of any earlier run) → map the partition task over them → commit a partition whose task
 failed after every retry as ``failed`` rows with the reason (nothing is lost) → record the run.
@@ -9,6 +13,7 @@ The driver never handles result tables of successful partitions; workers commit 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -19,15 +24,20 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from sedscale.campaign.commit import StaleRunError
-from sedscale.fsutil import atomic_write
 from sedscale.campaign.lock import campaign_lock
 from sedscale.campaign.manifest import partition_sizes
-from sedscale.campaign.meta import read_meta
+from sedscale.campaign.meta import CampaignMeta, read_meta
 from sedscale.campaign.paths import CampaignPaths
 from sedscale.campaign.resume import ResumePlan, Verify, check_catalog_unchanged, plan_resume
 from sedscale.campaign.status import RunRecord
+from sedscale.engines import make_engine
 from sedscale.engines.base import Engine, TaskOutcome, resolve_task
+from sedscale.engines.jobs import cancel_orphans
+from sedscale.engines.processes import stop_recorded
 from sedscale.engines.site import SiteConfig
+from sedscale.fsutil import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,8 +90,53 @@ def _stop_node_services(paths: CampaignPaths) -> None:
     if paths.llm_dir.is_dir():
         from sedscale.serve.node import request_stop, wait_stopped
 
-        request_stop(paths.llm_dir)
-        wait_stopped(paths.llm_dir)
+        request_stop(paths.llm_stop_file)
+        wait_stopped(paths.llm_host_dirs())
+
+
+def read_driver_pid(paths: CampaignPaths) -> Optional[int]:
+    """The detached driver's pid (``submit --detach``): ``state/driver.pid``, or the campaign
+    root's ``driver.pid`` that campaigns made before it moved into ``state/`` have."""
+    for path in (paths.driver_pid, paths.root / "driver.pid"):
+        try:
+            return int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+def stop_dead_run(paths: CampaignPaths) -> None:
+    """Stop what a dead earlier run left: its batch jobs (by recorded id) and its processes on
+    this machine (by pid and start time). The caller holds the campaign lock, so that run's
+    driver is gone; never by name, so other campaigns' workers are untouched."""
+    orphans = cancel_orphans(paths.hpc_jobs)
+    if orphans:
+        log.warning("cancelled jobs of a dead driver: %s", orphans)
+    stopped = stop_recorded(paths.processes)
+    if stopped:
+        log.warning("stopped %d process(es) a dead driver left: %s", len(stopped), [p.pid for p in stopped])
+
+
+def _run_partitions(paths: CampaignPaths, meta: CampaignMeta, engine: Engine, todo: list[int], run_id: str,
+                    report: RunReport, event: RunEvent, on_event: Callable[[RunEvent], None] | None) -> None:
+    """Map the partition task over ``todo``; a partition whose task failed after every retry
+    is committed as ``failed`` rows with the reason."""
+    sizes = partition_sizes(paths)
+    fail = resolve_task(meta.fail_task)
+    outcomes = engine.map_partitions(meta.task, todo, lambda pid: (str(paths.root), pid, run_id),
+                                     retries=int(meta.workflow.get("retries", 2)), no_retry=(StaleRunError,))
+    for outcome in outcomes:
+        if not outcome.ok:
+            fail(str(paths.root), outcome.partition_id,
+                 f"task failed after {outcome.attempts} attempt(s): {outcome.error}", run_id)
+            report.partitions_failed.append(outcome.partition_id)
+        report.partitions_run += 1
+        report.rows_run += sizes[outcome.partition_id]
+        event.partitions_finished = report.partitions_run
+        event.rows_finished = report.rows_run
+        event.outcome = outcome
+        if on_event:
+            on_event(event)
 
 
 def run_campaign(
@@ -98,15 +153,7 @@ def run_campaign(
     paths = CampaignPaths.at(root)
     meta = read_meta(paths)
     with campaign_lock(paths):
-        if site.scheduler != "local":
-            # we hold the lock, so a driver that recorded jobs here is gone: cancel what it owned
-            from sedscale.engines.jobs import cancel_orphans, jobs_path
-
-            orphans = cancel_orphans(jobs_path(paths.state_dir))
-            if orphans:
-                import logging
-
-                logging.getLogger(__name__).warning("cancelled jobs of a dead driver: %s", orphans)
+        stop_dead_run(paths)
         check_catalog_unchanged(paths, meta)
         plan = plan_resume(paths, meta.n_partitions, verify=verify)
         run_id = new_run_id()
@@ -118,37 +165,16 @@ def run_campaign(
         record.write(paths)
         report = RunReport(run_id=run_id, plan=plan)
         sizes = partition_sizes(paths)
-        todo = plan.todo
-        rows_todo = sum(sizes[p] for p in todo)
-        event = RunEvent(len(todo), rows_todo, 0, 0, record.started_at)
+        event = RunEvent(len(plan.todo), sum(sizes[p] for p in plan.todo), 0, 0, record.started_at)
         if on_event:
             on_event(event)
-        if todo:
-            retries = int(meta.workflow.get("retries", 2))
-            fail = resolve_task(meta.fail_task)
+        if plan.todo:
             own_engine = engine is None
             if engine is None:
-                from sedscale.engines import make_engine
-
                 engine = make_engine(site, paths, workers)
                 engine.start()
             try:
-                outcomes = engine.map_partitions(
-                    meta.task, todo, lambda pid: (str(paths.root), pid, run_id),
-                    retries=retries, no_retry=(StaleRunError,),
-                )
-                for outcome in outcomes:
-                    if not outcome.ok:
-                        fail(str(paths.root), outcome.partition_id,
-                             f"task failed after {outcome.attempts} attempt(s): {outcome.error}", run_id)
-                        report.partitions_failed.append(outcome.partition_id)
-                    report.partitions_run += 1
-                    report.rows_run += sizes[outcome.partition_id]
-                    event.partitions_finished = report.partitions_run
-                    event.rows_finished = report.rows_run
-                    event.outcome = outcome
-                    if on_event:
-                        on_event(event)
+                _run_partitions(paths, meta, engine, list(plan.todo), run_id, report, event, on_event)
             finally:
                 _stop_node_services(paths)
                 if own_engine:
@@ -158,4 +184,3 @@ def run_campaign(
         record.write(paths)
         report.wall_seconds = record.finished_at - record.started_at
         return report
-
