@@ -26,6 +26,10 @@ from sedscale.catalog.photometry import Photometry
 from sedscale.sed.config import FitConfig
 from sedscale.sed.estimates import ModelTable, safe_log10
 from sedscale.sed.fitter import Block, KernelOptions, KernelResult, ModelSet, Observations, run_kernel
+from sedscale.sed.blas import single_threaded_blas
+from sedscale.sed.filters import load_filters
+from sedscale.sed.grid import (ModelGrid, build_grid, build_lattice_grid, known_z_cells,
+                               lattice_coordinates, photoz_nodes)
 from sedscale.sed.photoz import PhotozOptions, photoz_blocks, photoz_model_sets, summarize_pz
 
 #: Extensive grid quantities and the names their log10 estimates carry (contract names).
@@ -92,60 +96,70 @@ def model_table(intensive: dict[str, np.ndarray], extensive: dict[str, np.ndarra
 def fit_photometry(phot: Photometry, config: FitConfig, *, photoz: bool = False,
                    cache_dir: Path | None = None, options: KernelOptions | None = None,
                    photoz_options: PhotozOptions | None = None, xp: ModuleType = np) -> FitResult:
-    """Fit every source of ``phot`` with the grid of ``config`` (see the module docstring)."""
-    from sedscale.sed.grid import build_grid, build_lattice_grid, known_z_nodes, photoz_nodes
+    """Fit every source of ``phot`` with the grid of ``config`` (see the module docstring).
 
+    BLAS runs single-threaded throughout (grid builds, GEMMs of the array path, P(z) sums): a
+    multi-threaded GEMM splits its sums by thread count, and the last bits of the grids and
+    estimates must not depend on the worker's ``OPENBLAS_NUM_THREADS``."""
     opts = options or KernelOptions()
     obs = Observations(np.asarray(phot.flux, np.float64), np.asarray(phot.error, np.float64),
                        config.error_floor)
-    n, b = phot.flux.shape
-    if photoz:
-        from sedscale.sed.filters import load_filters
+    with single_threaded_blas():
+        if photoz:
+            return _fit_photoz(phot, config, obs, cache_dir, opts,
+                               photoz_options or PhotozOptions(), xp)
+        return _fit_known_z(phot, config, obs, cache_dir, opts, xp)
 
-        zs = photoz_nodes(config)
-        grid = build_grid(config, phot.filters, zs, cache_dir=cache_dir)
-        table = model_table({**grid.intensive}, grid.extensive)
-        pivots = np.array([f.pivot for f in load_filters(list(phot.filters))])
-        popts = photoz_options or PhotozOptions()
-        blocks = photoz_blocks(obs.flux, obs.error, grid.flux, grid.valid, grid.redshifts, pivots,
-                               popts, config.cosmology, _cached_sets(grid))
-        kopts = dataclasses.replace(opts, n_free=opts.n_free + 1)
-        res = run_kernel(obs, blocks, table, kopts, xp)
-        summ = summarize_pz(res.block_prob, grid.redshifts)
-        est = dict(res.estimates)
-        est["z"] = (summ.z_mean, np.sqrt(np.maximum(summ.pz @ grid.redshifts**2 - summ.z_mean**2, 0)))
-        return _result(phot, res, est, config, summ.z_median, res.n_bands > 0, photoz=True,
-                       z_phot=summ.z_median, z_phot_err=0.5 * (summ.z_hi68 - summ.z_lo68),
-                       z_best=summ.z_best, z_mean=summ.z_mean, z_median=summ.z_median,
-                       z_lo68=summ.z_lo68, z_hi68=summ.z_hi68, pz=summ.pz, z_grid=grid.redshifts)
+
+def _fit_photoz(phot: Photometry, config: FitConfig, obs: Observations, cache_dir: Path | None,
+                opts: KernelOptions, popts: PhotozOptions, xp: ModuleType) -> FitResult:
+    """Every source against the photo-z grid (:mod:`sedscale.sed.photoz`)."""
+    grid = build_grid(config, phot.filters, photoz_nodes(config), cache_dir=cache_dir)
+    table = model_table({**grid.intensive}, grid.extensive)
+    pivots = np.array([f.pivot for f in load_filters(list(phot.filters))])
+    blocks = photoz_blocks(obs.flux, obs.error, grid.flux, grid.valid, grid.redshifts, pivots,
+                           popts, config.cosmology, _cached_sets(grid))
+    kopts = dataclasses.replace(opts, n_free=opts.n_free + 1)
+    res = run_kernel(obs, blocks, table, kopts, xp)
+    summ = summarize_pz(res.block_prob, grid.redshifts)
+    est = dict(res.estimates)
+    est["z"] = (summ.z_mean, np.sqrt(np.maximum(summ.pz @ grid.redshifts**2 - summ.z_mean**2, 0)))
+    return _result(phot, res, est, config, summ.z_median, res.n_bands > 0, photoz=True,
+                   z_phot=summ.z_median, z_phot_err=0.5 * (summ.z_hi68 - summ.z_lo68),
+                   z_best=summ.z_best, z_mean=summ.z_mean, z_median=summ.z_median,
+                   z_lo68=summ.z_lo68, z_hi68=summ.z_hi68, pz=summ.pz, z_grid=grid.redshifts)
+
+
+def _fit_known_z(phot: Photometry, config: FitConfig, obs: Observations, cache_dir: Path | None,
+                 opts: KernelOptions, xp: ModuleType) -> FitResult:
+    """Each source between the two lattice nodes of its own cell (:func:`lattice_coordinates`).
+
+    The cell and the interpolation weight come from the source's redshift alone, and the node
+    fluxes do not depend on which other nodes were built with them, so a source's result does
+    not depend on the other sources of the call (tests/sed/test_partition_independence.py)."""
+    n, b = phot.flux.shape
     z = np.asarray(phot.redshift, np.float64)
-    ok = np.isfinite(z) & (z >= 0) & (np.sum(obs.observed, axis=1) > 0)
-    nodes = known_z_nodes(config, z[ok])
+    cell, frac = lattice_coordinates(config, z)
+    ok = (cell >= 0) & (np.sum(obs.observed, axis=1) > 0)
     out = _empty(n, b)
-    table = None
-    if nodes.size:
+    est: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if ok.any():
         grid = build_lattice_grid(config, phot.filters, z[ok], cache_dir=cache_dir)
+        grid_cells = known_z_cells(config, z[ok])  # the grid's nodes, in order
         table = model_table(grid.intensive, grid.extensive)
-        x = np.log10(1.0 + grid.redshifts)
-        xs = np.log10(1.0 + z)
-        k = np.clip(np.searchsorted(x, xs, side="right") - 1, 0, max(x.size - 2, 0))
-        for cell in np.unique(k[ok]):
-            rows = np.flatnonzero(ok & (k == cell))
-            if x.size == 1:
-                ms = ModelSet(grid.flux[0][grid.valid[0]][None], np.flatnonzero(grid.valid[0]))
-                block = Block(ms)
-            else:
-                valid = grid.valid[cell] & grid.valid[cell + 1]
-                idx = np.flatnonzero(valid)
-                ms = ModelSet(np.stack([grid.flux[cell][idx], grid.flux[cell + 1][idx]]), idx)
-                t = np.clip((xs[rows] - x[cell]) / (x[cell + 1] - x[cell]), 0.0, 1.0)
-                block = Block(ms, mix=np.column_stack([1.0 - t, t]))
+        for k in np.unique(cell[ok]):
+            rows = np.flatnonzero(ok & (cell == k))
+            lo = int(np.searchsorted(grid_cells, k))  # exact: integers; node k + 1 is lo + 1
+            valid = grid.valid[lo] & grid.valid[lo + 1]
+            idx = np.flatnonzero(valid)
+            ms = ModelSet(np.stack([grid.flux[lo][idx], grid.flux[lo + 1][idx]]), idx)
+            t = frac[rows]
+            block = Block(ms, mix=np.column_stack([1.0 - t, t]))
             sub = Observations(obs.flux[rows], obs.error[rows], obs.floor)
-            res = run_kernel(sub, [block], table, opts, xp)
-            _scatter(out, rows, res)
-    est = out.pop("estimates")
-    if table is None:
-        est = {}
+            _scatter(out, rows, run_kernel(sub, [block], table, opts, xp))
+        est = out.pop("estimates")
+    else:
+        out.pop("estimates")
     res_all = KernelResult(estimates=est, n_pairs=0, block_prob=np.zeros((n, 1)), **out)
     return _result(phot, res_all, est, config, z, ok)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,7 +21,11 @@ from typing import Sequence
 import numpy as np
 
 from sedscale._version import __version__
+from sedscale.sed.blas import single_threaded_blas
+from sedscale.sed.builder import build_arrays
 from sedscale.sed.config import FitConfig
+from sedscale.sed.filters import filter_identity
+from sedscale.sed.grid_store import STORE_FORMAT, read_arrays, write_arrays
 
 #: Version of the grid physics; bump whenever a change alters any grid flux, so that on-disk
 #: caches written by older code are never reused.
@@ -65,11 +68,6 @@ class ModelGrid:
             out = self.flux[i] * (1.0 - w) + self.flux[i + 1] * w
         return out[0] if np.ndim(z) == 0 else out
 
-    def valid_at(self, z: float) -> np.ndarray:
-        """(M,) models younger than the Universe at ``z`` (the conservative of the two nodes)."""
-        i = int(np.clip(np.searchsorted(self.redshifts, z, side="left"), 0, self.redshifts.size - 1))
-        return self.valid[i]
-
 
 # --------------------------------------------------------------------------------------------
 # redshift nodes
@@ -84,14 +82,29 @@ def photoz_nodes(config: FitConfig) -> np.ndarray:
     return 10 ** np.linspace(lo, hi, n) - 1.0
 
 
+def lattice_coordinates(config: FitConfig, redshifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each redshift's lattice cell k and its place t ∈ [0, 1) between nodes k and k + 1.
+
+    With u = log10(1+z) / node_step: k = ⌊u⌋, t = u − k. This one formula both chooses the
+    nodes a grid is built on and places a source between them, so a source's cell and weights
+    are a function of its own redshift only. (Locating it among the nodes of the partition's
+    grid instead — a search over log10(1 + z_k), which rounds differently from k·node_step —
+    put a source that sits on a node into the cell below or above depending on which other
+    nodes the partition happened to need: a different model window, up to 0.1 dex in M*.)
+    Unusable redshifts (NaN, negative) give k = −1, t = NaN.
+    """
+    z = np.asarray(redshifts, dtype=np.float64)
+    usable = np.isfinite(z) & (z >= 0)
+    u = np.log10(1.0 + np.where(usable, z, 0.0)) / config.redshift.node_step
+    k = np.floor(u)
+    return np.where(usable, k, -1).astype(np.int64), np.where(usable, u - k, np.nan)
+
+
 def known_z_cells(config: FitConfig, redshifts: np.ndarray) -> np.ndarray:
     """Lattice indices k (node z_k: log10(1+z_k) = k·node_step) of the pairs of nodes that
     bracket the usable redshifts, sorted and unique."""
-    z = np.asarray(redshifts, dtype=np.float64)
-    z = z[np.isfinite(z) & (z >= 0)]
-    if z.size == 0:
-        return np.zeros(0, np.int64)
-    k = np.floor(np.log10(1.0 + z) / config.redshift.node_step).astype(np.int64)
+    k, _ = lattice_coordinates(config, redshifts)
+    k = k[k >= 0]
     return np.unique(np.concatenate([k, k + 1]))
 
 
@@ -164,14 +177,13 @@ MEMORY_CACHE_BYTES = int(os.environ.get("SEDSCALE_GRID_MEMORY_BYTES", 2 * 1024**
 
 
 def grid_cache_key(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray) -> str:
-    """sha256 over config hash + redshift nodes + filter set (+ file contents) + code version."""
-    from sedscale.sed.filters import filter_identity
-
+    """sha256 over config hash + redshift nodes + filter set (+ file contents) + code version
+    (+ the cache file layout)."""
     h = hashlib.sha256()
     h.update(config.hash().encode())
     h.update(np.ascontiguousarray(np.asarray(redshifts, dtype=np.float64)).tobytes())
     h.update(json.dumps([filter_identity(f) for f in filters]).encode())
-    h.update(f"sedscale={__version__};physics={PHYSICS_VERSION}".encode())
+    h.update(f"sedscale={__version__};physics={PHYSICS_VERSION};store={STORE_FORMAT}".encode())
     return h.hexdigest()
 
 
@@ -208,40 +220,31 @@ def _remember(key: str, grid: ModelGrid) -> None:
 
 
 def _save(path: Path, grid: ModelGrid) -> None:
-    """Write atomically (temp file + rename) so concurrent workers never read a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write through :mod:`sedscale.sed.grid_store` (atomic, checksummed)."""
     arrays = {"flux": grid.flux, "valid": grid.valid, "redshifts": grid.redshifts}
     arrays.update({f"intensive__{k}": v for k, v in grid.intensive.items()})
     arrays.update({f"extensive__{k}": v for k, v in grid.extensive.items()})
     meta = json.dumps({"filters": list(grid.filters), "config_hash": grid.config_hash})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, __meta__=np.frombuffer(meta.encode(), dtype=np.uint8), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    arrays["__meta__"] = np.frombuffer(meta.encode(), dtype=np.uint8)
+    write_arrays(path, arrays)
 
 
 def _load(path: Path, key: str) -> ModelGrid | None:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(bytes(data["__meta__"]).decode())
-            intensive = {k.split("__", 1)[1]: data[k] for k in data.files if k.startswith("intensive__")}
-            extensive = {k.split("__", 1)[1]: data[k] for k in data.files if k.startswith("extensive__")}
-            return ModelGrid(
-                filters=tuple(meta["filters"]),
-                redshifts=data["redshifts"],
-                flux=data["flux"],
-                valid=data["valid"],
-                intensive=intensive,
-                extensive=extensive,
-                config_hash=meta["config_hash"],
-                cache_key=key,
-            )
-    except (OSError, ValueError, KeyError):
-        return None  # missing or corrupt: rebuild
+    """The cached grid at ``path`` if it is there and passes its checksum, else None."""
+    data = read_arrays(path)
+    if data is None:
+        return None
+    meta = json.loads(bytes(data["__meta__"]).decode())
+    return ModelGrid(
+        filters=tuple(meta["filters"]),
+        redshifts=data["redshifts"],
+        flux=data["flux"],
+        valid=data["valid"],
+        intensive={k.split("__", 1)[1]: v for k, v in data.items() if k.startswith("intensive__")},
+        extensive={k.split("__", 1)[1]: v for k, v in data.items() if k.startswith("extensive__")},
+        config_hash=meta["config_hash"],
+        cache_key=key,
+    )
 
 
 def build_grid(
@@ -254,10 +257,11 @@ def build_grid(
 ) -> ModelGrid:
     """The model grid of ``config`` in ``filters`` at the redshift nodes ``redshifts``.
 
-    Looks in the process memory cache, then in ``cache_dir`` (if given), then builds
-    (vectorized; see :mod:`sedscale.sed.builder`) and stores in both (on disk only if
-    ``persist``). Arrays of a cached grid are
-    shared between callers: treat them as read-only.
+    Looks in the process memory cache, then in ``cache_dir`` (if given; a file that fails its
+    checksum is removed and rebuilt), then builds (vectorized, single-threaded BLAS; see
+    :mod:`sedscale.sed.builder`) and stores in both (on disk only if ``persist``; a failed
+    write raises :class:`~sedscale.sed.grid_store.GridCacheWriteError`). Arrays of a cached
+    grid are shared between callers: treat them as read-only.
     """
     filters = tuple(filters)
     z = np.asarray(redshifts, dtype=np.float64).reshape(-1)
@@ -267,11 +271,10 @@ def build_grid(
         if hit is not None:
             _MEMORY_CACHE.move_to_end(key)
             return hit
-    grid = _load(path, key) if path is not None and path.exists() else None
+    grid = _load(path, key) if path is not None else None
     if grid is None:
-        from sedscale.sed.builder import build_arrays
-
-        arrays = build_arrays(config, filters, z)
+        with single_threaded_blas():  # the same bits whatever the worker's BLAS thread count
+            arrays = build_arrays(config, filters, z)
         BUILD_COUNT["grids"] += 1
         BUILD_COUNT["nodes"] += int(z.size)
         grid = ModelGrid(filters=filters, redshifts=z, config_hash=config.hash(), cache_key=key, **arrays)
