@@ -63,3 +63,38 @@ def test_unknown_site_key_names_file_and_key(tmp_path: Path) -> None:
 def test_unknown_site_name_lists_the_shipped_ones() -> None:
     with pytest.raises(ConfigError, match="local"):
         load_site("no-such-machine")
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_survives_the_campaign_json_round_trip(name: str) -> None:
+    from sedscale.campaign.workflow import Workflow
+
+    wf = load_workflow(name)
+    assert Workflow.model_validate(wf.model_dump(mode="json")) == wf
+
+
+def test_workflow_keys_convert_to_the_agent_types(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: wf\nacceptance: {band_sigma_max: 4.0, min_good_models: 2}\nbudgets: {max_agent_steps: 3}\n")
+    wf = load_workflow(str(path))
+    assert wf.budgets.to_agent_budgets().max_steps == 3
+    test = wf.acceptance.to_acceptance_test()
+    assert (test.max_abs_residual, test.min_good_models, test.chi2_red_max) == (4.0, 2, 5.0)
+
+
+def test_min_good_models_zero_is_deprecated_and_means_one(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: wf\nacceptance: {min_good_models: 0}\n")
+    with pytest.warns(FutureWarning, match="min_good_models"):
+        wf = load_workflow(str(path))
+    assert wf.acceptance.min_good_models == 1
+    path.write_text("name: wf\nacceptance: {min_good_models: -1}\n")
+    with pytest.raises(ConfigError, match=r"wf\.yaml.*min_good_models"):
+        load_workflow(str(path))
+
+
+def test_unknown_policy_in_a_workflow_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: wf\npolicy: oracle\n")
+    with pytest.raises(ConfigError, match=r"wf\.yaml.*policy"):
+        load_workflow(str(path))
