@@ -23,8 +23,9 @@ from typer.models import DefaultPlaceholder
 
 if TYPE_CHECKING:
     import typer
-    from typer import Context
-    from typer.core import _TyperParameter
+    # typer 0.29 types its command methods with its own copy of click (no public alias exists)
+    from typer._click.core import Context as ClickContext
+    from typer._click.core import Parameter
 
 
 def unwrap_paragraphs(text: str | None) -> str | None:
@@ -46,50 +47,46 @@ def argument_usage(argument: TyperArgument) -> str:
     return f"{piece}..." if argument.nargs != 1 else piece
 
 
-def _hide_flag_value(param: _TyperParameter) -> None:
-    """A flag takes no value: an empty metavar makes typer's rich panel show no type for it."""
-    if isinstance(param, TyperOption) and (param.is_flag or param.count) and param.metavar is None:
-        param.metavar = ""
+def without_flag_values(params: list[Parameter]) -> list[Parameter]:
+    """Give each flag an empty metavar: typer's rich panel then shows no type (``<bool>``) for it."""
+    for param in params:
+        if isinstance(param, TyperOption) and (param.is_flag or param.count) and param.metavar is None:
+            param.metavar = ""
+    return params
 
 
-class _PlainHelp:
-    """Shared overrides of :class:`SedscaleCommand` and :class:`SedscaleGroup`."""
-
-    help: str | None
-    options_metavar: str | None
-
-    def _unwrap_help(self) -> None:
-        self.help = unwrap_paragraphs(self.help)
-
-    def get_params(self, ctx: Context) -> list[_TyperParameter]:
-        params: list[_TyperParameter] = super().get_params(ctx)  # type: ignore[misc]
-        for param in params:
-            _hide_flag_value(param)
-        return params
-
-    def collect_usage_pieces(self, ctx: Context) -> list[str]:
-        pieces = [self.options_metavar] if self.options_metavar else []
-        pieces += [argument_usage(p) for p in self.get_params(ctx) if isinstance(p, TyperArgument)]
-        return pieces
+def usage_pieces(options_metavar: str | None, params: list[Parameter]) -> list[str]:
+    """``[OPTIONS]`` then each argument in click's notation (options are not listed one by one)."""
+    pieces = [options_metavar] if options_metavar else []
+    return pieces + [argument_usage(p) for p in params if isinstance(p, TyperArgument)]
 
 
-class SedscaleCommand(_PlainHelp, TyperCommand):
+class SedscaleCommand(TyperCommand):
     """A typer command whose help shows flags without values and arguments in click's notation."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._unwrap_help()
+        self.help = unwrap_paragraphs(self.help)
+
+    def get_params(self, ctx: ClickContext) -> list[Parameter]:
+        return without_flag_values(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx: ClickContext) -> list[str]:
+        return usage_pieces(self.options_metavar, self.get_params(ctx))
 
 
-class SedscaleGroup(_PlainHelp, TyperGroup):
+class SedscaleGroup(TyperGroup):
     """A typer group (the root app, ``sedscale sites``) with the same help conventions."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._unwrap_help()
+        self.help = unwrap_paragraphs(self.help)
 
-    def collect_usage_pieces(self, ctx: Context) -> list[str]:
-        return [*super().collect_usage_pieces(ctx), self.subcommand_metavar]
+    def get_params(self, ctx: ClickContext) -> list[Parameter]:
+        return without_flag_values(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx: ClickContext) -> list[str]:
+        return [*usage_pieces(self.options_metavar, self.get_params(ctx)), self.subcommand_metavar]
 
 
 def use_plain_help(app: typer.Typer) -> None:

@@ -14,6 +14,8 @@ served from vLLM's prefix cache (its measured hit rate is reported beside).
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import asdict, dataclass, field
 
 SECONDS_PER_HOUR = 3600.0
@@ -67,7 +69,7 @@ class Projection:
     basis: dict[str, str] = field(default_factory=dict)
     references: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
