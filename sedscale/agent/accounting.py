@@ -1,9 +1,11 @@
 """Per-source accounting of the agent: steps, LLM calls, tokens, fallbacks, wall time.
 
 These feed the results contract (DESIGN.md §4: ``agent_steps``, ``tokens_prompt``,
-``tokens_completion``) and the campaign report. Wall seconds of a step are the source's own
-policy time plus its share of its configuration group's fit time (group time ÷ group size), so
-they add up to the partition's agent time.
+``tokens_completion``) and the campaign report. Tokens are one :class:`~sedscale.tokens.TokenCounts`
+(the base layer's type, shared with the serving layer and the report), whose column names are
+:data:`~sedscale.tokens.TOKEN_COLUMNS`. Wall seconds of a step are the source's own policy time
+plus its share of its configuration group's fit time (group time ÷ group size), so they add up to
+the partition's agent time.
 """
 
 from __future__ import annotations
@@ -14,42 +16,58 @@ from typing import Iterable
 
 import numpy as np
 
+from sedscale.tokens import TOKEN_COLUMNS, TokenCounts
+
 
 @dataclass
 class SourceAccounting:
     """What one source cost."""
 
     agent_steps: int = 0
-    llm_calls: int = 0
-    tokens_prompt: int = 0
-    tokens_cached: int = 0
-    tokens_completion: int = 0
+    tokens: TokenCounts = field(default_factory=TokenCounts)
     fallbacks: list[str] = field(default_factory=list)  # one reason per fallback, in step order
     wall_seconds: float = 0.0
     stop_reason: str = ""
 
     @property
+    def llm_calls(self) -> int:
+        """Chat-completion requests made for this source."""
+        return self.tokens.requests
+
+    @property
+    def tokens_prompt(self) -> int:
+        return self.tokens.prompt
+
+    @property
+    def tokens_cached(self) -> int:
+        return self.tokens.cached
+
+    @property
+    def tokens_completion(self) -> int:
+        return self.tokens.completion
+
+    @property
     def tokens_total(self) -> int:
-        return self.tokens_prompt + self.tokens_completion
+        """Prompt + completion: what ``max_tokens_per_source`` limits."""
+        return self.tokens.total
 
 
 #: Column names of :func:`accounting_columns` (results table / Zarr store).
-COLUMNS = ("agent_steps", "llm_calls", "tokens_prompt", "tokens_cached", "tokens_completion",
-           "fallbacks", "wall_seconds")
+COLUMNS: tuple[str, ...] = ("agent_steps", *TOKEN_COLUMNS, "fallbacks", "wall_seconds")
+
+#: dtypes of the :data:`~sedscale.tokens.TOKEN_COLUMNS` (call counts int32, token counts int64).
+_TOKEN_DTYPES = {"llm_calls": np.int32}
 
 
 def accounting_columns(rows: Iterable[SourceAccounting]) -> dict[str, np.ndarray]:
-    """Column arrays (``fallbacks`` = number of fallbacks) for a results table."""
+    """Column arrays (``fallbacks`` = number of fallbacks) for a results table, in :data:`COLUMNS` order."""
     rows = list(rows)
-    out = {
-        "agent_steps": np.array([r.agent_steps for r in rows], dtype=np.int32),
-        "llm_calls": np.array([r.llm_calls for r in rows], dtype=np.int32),
-        "tokens_prompt": np.array([r.tokens_prompt for r in rows], dtype=np.int64),
-        "tokens_cached": np.array([r.tokens_cached for r in rows], dtype=np.int64),
-        "tokens_completion": np.array([r.tokens_completion for r in rows], dtype=np.int64),
-        "fallbacks": np.array([len(r.fallbacks) for r in rows], dtype=np.int32),
-        "wall_seconds": np.array([r.wall_seconds for r in rows], dtype=np.float64),
-    }
+    out = {"agent_steps": np.array([r.agent_steps for r in rows], dtype=np.int32)}
+    token_rows = [r.tokens.as_columns() for r in rows]
+    for name in TOKEN_COLUMNS:
+        out[name] = np.array([t[name] for t in token_rows], dtype=_TOKEN_DTYPES.get(name, np.int64))
+    out["fallbacks"] = np.array([len(r.fallbacks) for r in rows], dtype=np.int32)
+    out["wall_seconds"] = np.array([r.wall_seconds for r in rows], dtype=np.float64)
     return out
 
 
@@ -63,21 +81,17 @@ def summarize(rows: Iterable[SourceAccounting]) -> dict[str, object]:
     n = len(rows)
     reasons: Counter[str] = Counter()
     stops: Counter[str] = Counter()
+    tokens = TokenCounts()
     for r in rows:
         reasons.update(f.split(":")[0] for f in r.fallbacks)
         stops[r.stop_reason] += 1
-    tokens = sum(r.tokens_total for r in rows)
-    prompt = sum(r.tokens_prompt for r in rows)
-    cached = sum(r.tokens_cached for r in rows)
+        tokens.add(r.tokens)
     return {
         "agent_sources": n,
         "agent_steps": sum(r.agent_steps for r in rows),
-        "llm_calls": sum(r.llm_calls for r in rows),
-        "tokens_prompt": prompt,
-        "tokens_cached": cached,
-        "tokens_completion": sum(r.tokens_completion for r in rows),
-        "tokens_per_source": tokens / n if n else 0.0,
-        "cached_fraction": cached / prompt if prompt else 0.0,
+        **tokens.as_columns(),
+        "tokens_per_source": tokens.total / n if n else 0.0,
+        "cached_fraction": tokens.cached / tokens.prompt if tokens.prompt else 0.0,
         "fallbacks": dict(sorted(reasons.items())),
         "stop_reasons": dict(sorted(stops.items())),
         "wall_seconds": sum(r.wall_seconds for r in rows),

@@ -163,7 +163,7 @@ Action = Annotated[
     Union[Enable, Disable, DustLaw, SFHFamily, SetValues, Widen, Narrow, Shift, RedshiftPrior, Accept, GiveUp],
     Field(discriminator="op"),
 ]
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(Action)
+_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
 
 #: Actions that end a source's search rather than change its configuration.
 TERMINAL_OPS = frozenset({"accept", "give_up"})
@@ -219,7 +219,8 @@ def _schema_text(photoz: bool) -> str:
 
 def action_json_schema(photoz: bool = False) -> dict[str, Any]:
     """The bounded JSON schema of one action (a fresh copy). ``redshift_prior`` only in photo-z mode."""
-    return json.loads(_schema_text(photoz))
+    schema: dict[str, Any] = json.loads(_schema_text(photoz))
+    return schema
 
 
 @lru_cache(maxsize=4)
@@ -231,7 +232,7 @@ def _validator(photoz: bool) -> Any:
     return jsonschema.Draft202012Validator(schema)
 
 
-def parse_action(text: str | bytes | None, *, photoz: bool = False, max_chars: int = 2000) -> Any:
+def parse_action(text: str | bytes | None, *, photoz: bool = False, max_chars: int = 2000) -> Action:
     """A reply's text as a validated :data:`Action`, or :class:`ActionError` saying why not.
 
     Checks, in order: present, short enough, JSON, an object matching the schema
@@ -248,7 +249,7 @@ def parse_action(text: str | bytes | None, *, photoz: bool = False, max_chars: i
     return validate_action(data, photoz=photoz)
 
 
-def validate_action(data: Any, *, photoz: bool = False) -> Any:
+def validate_action(data: Any, *, photoz: bool = False) -> Action:
     """A decoded reply (any JSON value) as a validated :data:`Action`."""
     errors = sorted(_validator(photoz).iter_errors(data), key=lambda e: list(e.path))
     if errors:
@@ -263,8 +264,3 @@ def validate_action(data: Any, *, photoz: bool = False) -> Any:
 def _short(text: str, limit: int = 160) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def action_to_json(action: Any) -> str:
-    """Compact JSON of an action (what a well-behaved model would have replied)."""
-    return json.dumps(action.model_dump(mode="json"), separators=(",", ":"))

@@ -19,6 +19,7 @@ import numpy as np
 
 from sedscale.agent.actions import (
     Accept,
+    Action,
     ActionError,
     Disable,
     DustLaw,
@@ -106,7 +107,7 @@ def _module_on(cfg: FitConfig, module: str) -> bool:
     return bool(getattr(cfg, module).enabled)
 
 
-def _open_agn_axes(config: FitConfig, data: dict, limits: ApplyLimits) -> None:
+def _open_agn_axes(config: FitConfig, data: dict[str, Any], limits: ApplyLimits) -> None:
     """Widen the AGN's default value lists to :data:`AGN_ON_FRACTIONS` / :data:`AGN_ON_AV` when
     switching it on — as far as the grid stays within ``limits.max_models`` (the obscured option
     goes first), so that enabling the AGN is never refused for the size its defaults add."""
@@ -131,12 +132,13 @@ class _Rejected:
     detail: str
 
 
-_memo: "OrderedDict[tuple, FitConfig | _Rejected]" = OrderedDict()
+_MemoKey = tuple[str, str, bool, ApplyLimits]  # (config hash, action JSON, photo-z, limits)
+_memo: OrderedDict[_MemoKey, FitConfig | _Rejected] = OrderedDict()
 
 
 def apply_action(
     config: FitConfig,
-    action: Any,
+    action: Action,
     *,
     estimates: Mapping[str, tuple[float, float]] | None = None,
     photoz: bool = False,
@@ -170,86 +172,111 @@ def apply_action(
 
 def _apply_action(
     config: FitConfig,
-    action: Any,
+    action: Action,
     *,
     estimates: Mapping[str, tuple[float, float]] | None,
     photoz: bool,
     limits: ApplyLimits,
 ) -> FitConfig:
-    """:func:`apply_action`, computed."""
+    """:func:`apply_action`, computed: one edit of the configuration's dict, then its checks."""
     if isinstance(action, (Accept, GiveUp)):
         raise ActionError("terminal_action", f"{action.op} does not change the configuration")
     data = config.model_dump(mode="python")
     if isinstance(action, (Enable, Disable)):
-        want = isinstance(action, Enable)
-        if _module_on(config, action.module) == want:
-            raise ActionError("no_change", f"{action.module} is already {'on' if want else 'off'}")
-        if action.module == "burst":
-            if want:
-                data["sfh"]["family"] = "delayed_burst"
-                if data["sfh"]["burst_fraction"] == [0.1]:
-                    data["sfh"]["burst_fraction"] = list(BURST_FRACTIONS)
-                if data["sfh"]["burst_age"] == [20.0]:
-                    data["sfh"]["burst_age"] = list(BURST_AGES)
-            else:
-                data["sfh"]["family"] = "delayed"
-        else:
-            data[action.module]["enabled"] = want
-            if action.module == "agn" and want:
-                _open_agn_axes(config, data, limits)
+        _edit_module(config, data, action, limits)
     elif isinstance(action, DustLaw):
-        if config.dust_attenuation.law == action.law:
-            raise ActionError("no_change", f"the dust law is already {action.law}")
-        da = data["dust_attenuation"]
-        da["law"] = action.law
-        if action.law == "modified_starburst":
-            if da["delta"] == [0.0]:
-                da["delta"] = list(MODIFIED_STARBURST_DELTA)
-        else:
-            da["delta"], da["bump"] = [0.0], [0.0]
-        da["enabled"] = True
+        _edit_dust_law(config, data, action)
     elif isinstance(action, SFHFamily):
         if config.sfh.family == action.family:
             raise ActionError("no_change", f"the SFH family is already {action.family}")
         data["sfh"]["family"] = action.family
-    elif isinstance(action, SetValues):
-        _put(data, action.param, _clip_list(action.param, list(action.values)))
-    elif isinstance(action, Widen):
-        values = _get(data, action.param)
-        new = list(values)
-        if action.side in ("up", "both"):
-            new.append(_step(action.param, max(values), True))
-        if action.side in ("down", "both"):
-            new.append(_step(action.param, min(values), False))
-        _put(data, action.param, _clip_list(action.param, new))
-    elif isinstance(action, Shift):
-        values = _get(data, action.param)
-        _put(data, action.param, _clip_list(action.param, [_step(action.param, v, action.direction == "up") for v in values]))
-    elif isinstance(action, Narrow):
-        values = sorted(_get(data, action.param))
-        if len(values) < 2:
-            raise ActionError("no_change", f"{action.param} has a single value; nothing to narrow")
-        name = action.param.split(".")[1]
-        est = (estimates or {}).get(name)
-        if est is not None and np.isfinite(est[0]):
-            mean = float(est[0])
-            std = float(est[1]) if np.isfinite(est[1]) else 0.0
-            span = max(2.0 * std, abs(_step(action.param, mean, True) - mean))
-            keep = [v for v in values if abs(v - mean) <= span]
-            if not keep:
-                keep = [min(values, key=lambda v: abs(v - mean))]
-        else:
-            keep = values[1:-1] or values[:1]
-        _put(data, action.param, keep)
+    elif isinstance(action, (SetValues, Widen, Shift, Narrow)):
+        _put(data, action.param, _edited_values(_get(data, action.param), action, estimates))
     elif isinstance(action, RedshiftPrior):
-        if not photoz:
-            raise ActionError("not_photoz", "redshift_prior applies only in photo-z mode (the redshift is known)")
-        if action.z_max <= action.z_min:
-            raise ActionError("invalid_action", f"z_max {action.z_max} must exceed z_min {action.z_min}")
-        data["redshift"]["z_min"], data["redshift"]["z_max"] = float(action.z_min), float(action.z_max)
+        _edit_redshift_prior(data, action, photoz)
     else:  # pragma: no cover - the union is closed
         raise ActionError("invalid_action", f"unknown action {type(action).__name__}")
+    return _checked(config, action, data, limits)
 
+
+def _edit_module(config: FitConfig, data: dict[str, Any], action: Enable | Disable, limits: ApplyLimits) -> None:
+    """Switch a module on or off (the burst is an SFH family; the AGN opens its axes when switched on)."""
+    want = isinstance(action, Enable)
+    if _module_on(config, action.module) == want:
+        raise ActionError("no_change", f"{action.module} is already {'on' if want else 'off'}")
+    if action.module == "burst":
+        sfh = data["sfh"]
+        if not want:
+            sfh["family"] = "delayed"
+            return
+        sfh["family"] = "delayed_burst"
+        if sfh["burst_fraction"] == [0.1]:
+            sfh["burst_fraction"] = list(BURST_FRACTIONS)
+        if sfh["burst_age"] == [20.0]:
+            sfh["burst_age"] = list(BURST_AGES)
+        return
+    data[action.module]["enabled"] = want
+    if action.module == "agn" and want:
+        _open_agn_axes(config, data, limits)
+
+
+def _edit_dust_law(config: FitConfig, data: dict[str, Any], action: DustLaw) -> None:
+    """Change the attenuation law (the modified starburst brings its slope list; others drop it)."""
+    if config.dust_attenuation.law == action.law:
+        raise ActionError("no_change", f"the dust law is already {action.law}")
+    da = data["dust_attenuation"]
+    da["law"] = action.law
+    if action.law == "modified_starburst":
+        if da["delta"] == [0.0]:
+            da["delta"] = list(MODIFIED_STARBURST_DELTA)
+    else:
+        da["delta"], da["bump"] = [0.0], [0.0]
+    da["enabled"] = True
+
+
+def _edited_values(values: list[float], action: SetValues | Widen | Shift | Narrow,
+                   estimates: Mapping[str, tuple[float, float]] | None) -> list[float]:
+    """The parameter's value list after a set / widen / shift / narrow."""
+    param = action.param
+    if isinstance(action, SetValues):
+        return _clip_list(param, list(action.values))
+    if isinstance(action, Widen):
+        new = list(values)
+        if action.side in ("up", "both"):
+            new.append(_step(param, max(values), True))
+        if action.side in ("down", "both"):
+            new.append(_step(param, min(values), False))
+        return _clip_list(param, new)
+    if isinstance(action, Shift):
+        return _clip_list(param, [_step(param, v, action.direction == "up") for v in values])
+    return _narrowed(sorted(values), action, estimates)
+
+
+def _narrowed(values: list[float], action: Narrow, estimates: Mapping[str, tuple[float, float]] | None) -> list[float]:
+    """The values near the current estimate (within 2σ or one step), else the inner values."""
+    if len(values) < 2:
+        raise ActionError("no_change", f"{action.param} has a single value; nothing to narrow")
+    est = (estimates or {}).get(action.param.split(".")[1])
+    if est is None or not np.isfinite(est[0]):
+        return values[1:-1] or values[:1]
+    mean = float(est[0])
+    std = float(est[1]) if np.isfinite(est[1]) else 0.0
+    span = max(2.0 * std, abs(_step(action.param, mean, True) - mean))
+    keep = [v for v in values if abs(v - mean) <= span]
+    return keep or [min(values, key=lambda v: abs(v - mean))]
+
+
+def _edit_redshift_prior(data: dict[str, Any], action: RedshiftPrior, photoz: bool) -> None:
+    """Bound the photo-z search (photo-z mode only)."""
+    if not photoz:
+        raise ActionError("not_photoz", "redshift_prior applies only in photo-z mode (the redshift is known)")
+    if action.z_max <= action.z_min:
+        raise ActionError("invalid_action", f"z_max {action.z_max} must exceed z_min {action.z_min}")
+    data["redshift"]["z_min"], data["redshift"]["z_max"] = float(action.z_min), float(action.z_max)
+
+
+def _checked(config: FitConfig, action: Action, data: dict[str, Any], limits: ApplyLimits) -> FitConfig:
+    """The edited dict as a :class:`FitConfig`, if it is valid, changed, effective and small enough."""
     for param in _touched(action):
         if len(_get(data, param)) > limits.max_list:
             raise ActionError("too_many_values", f"{param} would hold more than {limits.max_list} values")
@@ -266,7 +293,7 @@ def _apply_action(
     return new_cfg
 
 
-def _touched(action: Any) -> list[str]:
+def _touched(action: Action) -> list[str]:
     param = getattr(action, "param", None)
     return [param] if param else []
 

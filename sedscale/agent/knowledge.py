@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
+
+from sedscale.fsutil import atomic_write
 
 FORMAT = "sedscale-knowledge"
 VERSION = 1
@@ -47,10 +47,6 @@ class RuleStats:
             return 0.0
         return (self.accepted + 0.5 * max(self.improved - self.accepted, 0)) / self.n
 
-    @property
-    def mean_gain(self) -> float:
-        return self.gain_milli / 1000.0 / self.n if self.n else 0.0
-
 
 class KnowledgeBase:
     """Mapping (pattern, action key) → :class:`RuleStats`, plus the epoch it belongs to."""
@@ -58,6 +54,11 @@ class KnowledgeBase:
     def __init__(self, rules: dict[tuple[str, str], RuleStats] | None = None, epoch: int = 0) -> None:
         self.rules: dict[tuple[str, str], RuleStats] = dict(rules or {})
         self.epoch = int(epoch)
+
+    def copy(self) -> KnowledgeBase:
+        """An independent copy (the stats are immutable, so copying the mapping suffices): what a
+        policy ranks by, so that recording into the original later cannot change its choices."""
+        return KnowledgeBase(self.rules, self.epoch)
 
     # -- recording ------------------------------------------------------------------------------
 
@@ -109,7 +110,7 @@ class KnowledgeBase:
 
     # -- persistence ----------------------------------------------------------------------------
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         rules = [
             {"pattern": p, "action": a, "n": s.n, "improved": s.improved, "accepted": s.accepted,
              "gain_milli": s.gain_milli}
@@ -118,7 +119,7 @@ class KnowledgeBase:
         return {"format": FORMAT, "version": VERSION, "epoch": self.epoch, "rules": rules}
 
     @classmethod
-    def from_dict(cls, data: dict, *, source: str = "knowledge base") -> KnowledgeBase:
+    def from_dict(cls, data: dict[str, Any], *, source: str = "knowledge base") -> KnowledgeBase:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"{source}: not a {FORMAT} file")
         if int(data.get("version", 0)) > VERSION:
@@ -137,17 +138,10 @@ class KnowledgeBase:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
 
     def save(self, path: str | Path) -> None:
-        """Write atomically (temp file + rename)."""
+        """Write atomically and durably (:func:`sedscale.fsutil.atomic_write`)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(self.dumps())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, self.dumps().encode())
 
     @classmethod
     def load(cls, path: str | Path) -> KnowledgeBase:

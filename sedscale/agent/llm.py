@@ -25,7 +25,7 @@ import asyncio
 import collections
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from sedscale.agent.actions import TERMINAL_OPS, ActionError, action_json_schema, parse_action
@@ -35,6 +35,7 @@ from sedscale.agent.prompt import PromptBuilder
 from sedscale.agent.rules import RulesPolicy
 from sedscale.agent.apply import describe_config
 from sedscale.sed.config import FitConfig
+from sedscale.tokens import TokenCounts
 
 SCHEMA_NAME = "sedscale_action"
 SOURCE_HEADER = "X-Sedscale-Source"  # the serving layer's accountant attributes tokens by it
@@ -55,24 +56,6 @@ class LLMOptions:
     breaker_threshold: int = 8
     breaker_cooldown_s: float = 30.0
     warmup: bool = True  # one request before the first fan-out: fills the prefix cache, compiles the grammar
-
-
-@dataclass
-class Usage:
-    calls: int = 0
-    prompt: int = 0
-    cached: int = 0
-    completion: int = 0
-
-    def add(self, resp: Any) -> None:
-        self.calls += 1
-        u = getattr(resp, "usage", None)
-        if u is None:
-            return
-        self.prompt += int(getattr(u, "prompt_tokens", 0) or 0)
-        self.completion += int(getattr(u, "completion_tokens", 0) or 0)
-        details = getattr(u, "prompt_tokens_details", None)
-        self.cached += int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
 
 
 class _Breaker:
@@ -150,7 +133,7 @@ class LLMPolicy:
         self.api_key = api_key
         self.model = model
         self.options = options
-        self.knowledge = knowledge or KnowledgeBase()
+        self.knowledge = (knowledge or KnowledgeBase()).copy()  # the epoch's, frozen
         self.fallback = fallback or RulesPolicy(self.knowledge)
         self.photoz = photoz
         self.prompt = PromptBuilder(self.knowledge.digest())
@@ -158,7 +141,7 @@ class LLMPolicy:
             self.set_base_config(base_config)
         self.schema = action_json_schema(photoz)
         self.breaker = _Breaker(options.breaker_threshold, options.breaker_cooldown_s)
-        self.overhead = Usage()  # warm-up and model listing: not attributed to sources
+        self.overhead = TokenCounts()  # warm-up and model listing: not attributed to sources
         self.warmup_seconds = 0.0
         self._model_error: str | None = None
         self._ready = False
@@ -213,7 +196,7 @@ class LLMPolicy:
                     resp = await asyncio.wait_for(self._create(self.prompt.warmup_messages(), max_tokens=1, seed=0,
                                                                source="warmup"),
                                                   self.options.timeout_s + 5.0)
-                    self.overhead.add(resp)
+                    self.overhead.add_usage(resp)
                 except Exception:  # noqa: BLE001 — warm-up is an optimisation only
                     pass
                 self.warmup_seconds += time.perf_counter() - t0
@@ -252,18 +235,18 @@ class LLMPolicy:
                                          "json_schema": {"name": SCHEMA_NAME, "schema": self.schema, "strict": True}}
         return await self.client.chat.completions.create(**kwargs)
 
-    def _fall(self, req: DecisionRequest, reason: str, usage: Usage, t0: float, notes: list[str]) -> Decision:
+    def _fall(self, req: DecisionRequest, reason: str, usage: TokenCounts, t0: float, notes: list[str]) -> Decision:
+        """The rules' decision for ``req``, recording why the LLM's was not used and what it cost."""
         d = self.fallback.decide_one(req)
         d.fallback = reason
-        d.llm_calls, d.tokens_prompt, d.tokens_cached, d.tokens_completion = (
-            usage.calls, usage.prompt, usage.cached, usage.completion)
+        d.tokens = usage
         d.seconds = time.perf_counter() - t0
         d.notes = notes
         return d
 
     async def _decide_one(self, req: DecisionRequest) -> Decision:
         t0 = time.perf_counter()
-        usage = Usage()
+        usage = TokenCounts()
         if self._model_error is not None:
             return self._fall(req, f"{self._model_error}: no model list", usage, t0, [])
         if self.model is None:  # never listed: the breaker was open before the first request
@@ -303,7 +286,7 @@ class LLMPolicy:
                 await asyncio.sleep(delay * (0.5 + 0.5 * jitter.random()))
         if resp is None:
             return self._fall(req, reason or "no_reply", usage, t0, [])
-        usage.add(resp)
+        usage.add_usage(resp)
         try:
             choice = resp.choices[0]
             text = choice.message.content
@@ -327,5 +310,4 @@ class LLMPolicy:
             if config.hash() in req.tried:
                 return self._fall(req, f"repeat: {action.brief()}", usage, t0, notes)
         return Decision(action=action, config=config, policy=self.name, rule=f"llm->{action.key()}",
-                        llm_calls=usage.calls, tokens_prompt=usage.prompt, tokens_cached=usage.cached,
-                        tokens_completion=usage.completion, seconds=time.perf_counter() - t0, notes=notes)
+                        tokens=usage, seconds=time.perf_counter() - t0, notes=notes)

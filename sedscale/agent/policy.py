@@ -5,17 +5,24 @@ LLM policy can put every request in flight together. Each :class:`DecisionReques
 ``try_apply`` callback that turns an action into the next configuration (or raises
 :class:`~sedscale.agent.actions.ActionError`), so every policy proposes through the same
 validation, and knows which configurations the source has already tried.
+
+The :class:`Policy` protocol is everything the loop uses of a policy — nothing is looked up by
+``getattr``: its name, the ``fallback`` that decides once a source's token budget is spent, the
+``overhead`` tokens not attributable to any source, ``set_base_config`` (the triage
+configuration, for an LLM's prompt prefix), ``decide`` and ``aclose``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol, Sequence, get_args
+from typing import Callable, Literal, Protocol, Sequence, get_args
 
 import numpy as np
 
+from sedscale.agent.actions import Action
 from sedscale.agent.state import SourceState
 from sedscale.sed.config import FitConfig
+from sedscale.tokens import TokenCounts
 
 #: What a source can get: the triage fit alone, the rules policy, or an LLM (with rules fallback).
 #: The one place these names are spelled; workflows, the CLI and the results use this type.
@@ -29,9 +36,9 @@ class DecisionRequest:
 
     state: SourceState
     config: FitConfig  # the configuration the next action edits (the best so far)
-    try_apply: Callable[[Any], FitConfig]  # action → new config, or ActionError
+    try_apply: Callable[[Action], FitConfig]  # action → new config, or ActionError
     tried: frozenset[str]  # config hashes already fitted for this source
-    rng: np.random.Generator  # seeded by (seed, partition id, source id, step)
+    rng: np.random.Generator  # seeded by (campaign seed, source id, step) only
     seed: int  # integer form of the same seed (for the LLM's sampling)
     tokens_used: int = 0  # LLM tokens this source has consumed so far
 
@@ -40,23 +47,37 @@ class DecisionRequest:
 class Decision:
     """A policy's answer: a validated action and, unless it is terminal, the config it leads to."""
 
-    action: Any | None  # an Action; None = nothing left to try
+    action: Action | None  # None = nothing left to try
     config: FitConfig | None
     policy: str  # "rules" or "llm": who chose the action in the end
     rule: str = ""  # the rule / pattern that produced it (rules policy)
     fallback: str | None = None  # why the LLM's answer was not used
-    llm_calls: int = 0
-    tokens_prompt: int = 0
-    tokens_cached: int = 0
-    tokens_completion: int = 0
+    tokens: TokenCounts = field(default_factory=TokenCounts)  # what deciding cost (LLM calls and tokens)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
 class Policy(Protocol):
-    """Anything that can decide the next action for a batch of sources."""
+    """Anything that can decide the next action for a batch of sources: all the loop uses."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Who decides (``rules``, ``llm``, ...): recorded per decision."""
+        ...
+
+    @property
+    def fallback(self) -> Policy | None:
+        """The policy that decides once a source's token budget is spent (None: the source stops)."""
+        ...
+
+    @property
+    def overhead(self) -> TokenCounts:
+        """Tokens spent for no source in particular (warm-up, model listing), cumulative."""
+        ...
+
+    def set_base_config(self, config: FitConfig) -> None:
+        """The triage configuration of the run (an LLM names it in its shared prompt prefix)."""
+        ...
 
     async def decide(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
         """One decision per request, in order. Must not raise for a single source's trouble."""

@@ -8,8 +8,13 @@ seen at earlier steps stay in play after the current ones (a fix can move the re
 the original pattern hides); the rest are scored by the knowledge base's success rate for
 (pattern, action), shrunk toward an expert prior that falls with the candidate's rank. The best
 score wins; with probability ``explore`` a seeded random candidate is taken instead (exploration
-feeds the knowledge base). The generator is seeded by (seed, partition id, source id, step), so a
-rerun decides identically.
+feeds the knowledge base). The generator is seeded by (campaign seed, source id, step), so a
+rerun decides identically wherever and beside whomever the source runs.
+
+The knowledge base it ranks by is a copy taken when the policy is made — the knowledge the
+campaign started with. What the run learns goes into the outcome's knowledge delta, merged for
+later campaigns (or the next epoch), never into this ranking: otherwise a source's decisions
+would depend on which neighbours ran before it in its partition (issue 13).
 
 It is the default policy (no GPU), the LLM policy's fallback, and the baseline the LLM must beat.
 """
@@ -19,12 +24,14 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
-from sedscale.agent.actions import ActionError, validate_action
+from sedscale.agent.actions import Action, ActionError, validate_action
 from sedscale.agent.knowledge import KnowledgeBase
-from sedscale.agent.policy import Decision, DecisionRequest
+from sedscale.agent.policy import Decision, DecisionRequest, Policy
+from sedscale.sed.config import FitConfig
+from sedscale.tokens import TokenCounts
 
 
-def _a(**kw: Any) -> Any:
+def _a(**kw: Any) -> Action:
     return validate_action(kw, photoz=True)
 
 
@@ -34,7 +41,7 @@ AGN_AV_COARSE = [0.0, 2.0, 4.0]  # when five values would take a big grid past A
 LOGU_HIGH = [-3.0, -2.5, -2.0, -1.5, -1.0]
 
 #: pattern → candidate actions, best first (expert order).
-RULES: dict[str, list[Any]] = {
+RULES: dict[str, list[Action]] = {
     "v_shape": [
         _a(op="enable", module="agn"),
         _a(op="set", param="agn.av_agn", values=AGN_AV),
@@ -108,8 +115,12 @@ for _f, _p in EDGE_PARAMS.items():
 PATTERN_ORDER = tuple(f"{f}_edge" for f in EDGE_PARAMS) + ("v_shape", "line_excess", "ir_under", "uv_over", "old_blue", "uv_under", "generic")
 
 
+#: A ranked candidate: (score, rule that produced it, action, the configuration it leads to).
+Candidate = tuple[float, str, Action, FitConfig]
+
+
 class RulesPolicy:
-    """Expert rules, ranked by a knowledge base (an epoch snapshot: not updated during a run)."""
+    """Expert rules, ranked by a frozen copy of a knowledge base (the epoch's snapshot)."""
 
     name = "rules"
 
@@ -117,17 +128,31 @@ class RulesPolicy:
                  fallback_generic: bool = True) -> None:
         if not 0.0 <= explore < 1.0:
             raise ValueError("explore must be in [0, 1)")
-        self.knowledge = knowledge or KnowledgeBase()
+        self.knowledge = (knowledge or KnowledgeBase()).copy()  # later edits of the caller's do not leak in
         self.explore = explore
         self.fallback_generic = fallback_generic
 
+    @property
+    def fallback(self) -> Policy | None:
+        """None: the rules cost no tokens, so a budget never hands their sources to anyone else."""
+        return None
+
+    @property
+    def overhead(self) -> TokenCounts:
+        """Always empty: the rules spend no tokens."""
+        return TokenCounts()
+
+    def set_base_config(self, config: FitConfig) -> None:
+        """Nothing to do: the rules read each source's own configuration from its request."""
+
     async def decide(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        """One decision per request (synchronous work; async for the :class:`Policy` protocol)."""
         return [self.decide_one(r) for r in requests]
 
     async def aclose(self) -> None:
-        return None
+        """Nothing to release."""
 
-    def candidates(self, req: DecisionRequest) -> list[tuple[float, str, Any, Any]]:
+    def candidates(self, req: DecisionRequest) -> list[Candidate]:
         """Legal, untried candidates as (score, rule, action, config), best first."""
         patterns = req.state.patterns
         earlier = set(req.state.seen_patterns) - set(patterns)
@@ -139,7 +164,7 @@ class RulesPolicy:
             order.append("generic")  # when the specific rules are exhausted
         failed = {a.action for a in req.state.history if not a.improved}
         seen: set[str] = set()
-        out: list[tuple[float, str, Any, Any]] = []
+        out: list[Candidate] = []
         rank = 0
         for p in order:
             for action in RULES[p]:
@@ -159,6 +184,7 @@ class RulesPolicy:
         return out
 
     def decide_one(self, req: DecisionRequest) -> Decision:
+        """The best-scored candidate, or with probability ``explore`` a seeded random other one."""
         t0 = time.perf_counter()
         cands = self.candidates(req)
         if not cands:

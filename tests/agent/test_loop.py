@@ -10,6 +10,7 @@ import pytest
 from sedscale.agent import AgentBudgets, KnowledgeBase, RulesPolicy, run_agent, run_agent_async
 from sedscale.agent.policy import Decision
 from sedscale.sed.config import FitConfig
+from sedscale.tokens import TokenCounts
 
 from .fakes import FakeFitter, fake_photometry
 
@@ -48,23 +49,37 @@ def test_groups_share_one_call_per_config_and_step() -> None:
     assert len(fitter.calls) == out.accounting[0].agent_steps
 
 
-def test_reruns_are_identical_and_partition_seeded() -> None:
-    a, _, _ = _run(policy=RulesPolicy(explore=0.5), partition_id=3)
-    b, _, _ = _run(policy=RulesPolicy(explore=0.5), partition_id=3)
+def _actions(out) -> dict[int, list[str]]:
+    return {k: [x.action for x in v] for k, v in out.history.items()}
+
+
+def test_reruns_are_identical_and_seeded_by_the_campaign_seed_not_the_partition() -> None:
+    """Issue 13: the seed of a source's step is (campaign seed, source id, step) — the partition
+    id changes nothing, the campaign seed does."""
+    a, _, _ = _run(policy=RulesPolicy(explore=0.5), partition_id=3, seed=3)
+    b, _, _ = _run(policy=RulesPolicy(explore=0.5), partition_id=3, seed=3)
     assert a.config_hash == b.config_hash and a.stop_reason == b.stop_reason
-    assert {k: [x.action for x in v] for k, v in a.history.items()} == {k: [x.action for x in v] for k, v in b.history.items()}
+    assert _actions(a) == _actions(b)
     assert a.knowledge_delta == b.knowledge_delta
-    c, _, _ = _run(policy=RulesPolicy(explore=0.5), partition_id=4)
-    assert {k: [x.action for x in v] for k, v in a.history.items()} != {k: [x.action for x in v] for k, v in c.history.items()}
+    other_partition, _, _ = _run(policy=RulesPolicy(explore=0.5), partition_id=4, seed=3)
+    assert _actions(a) == _actions(other_partition)
+    assert other_partition.config_hash == a.config_hash
+    c, _, _ = _run(policy=RulesPolicy(explore=0.5), partition_id=3, seed=4)
+    assert _actions(a) != _actions(c)
 
 
 class _Useless:
     """A policy that only ever proposes something that makes things worse (then repeats)."""
 
     name = "useless"
+    fallback = None
 
     def __init__(self) -> None:
         self.asked = 0
+        self.overhead = TokenCounts()
+
+    def set_base_config(self, config: FitConfig) -> None:
+        pass
 
     async def decide(self, requests):
         out = []
@@ -147,12 +162,54 @@ def test_mismatched_triage_is_an_error() -> None:
         run_agent(fake_photometry([1]), triage, FitConfig(), RulesPolicy(), partition_id=0, fit=fitter)
 
 
-def test_agent_fraction_quota_takes_the_worst_fits_first() -> None:
-    out, _, _ = _run(needs=[1, 7, 2, 3], budgets=AgentBudgets(max_agent_fraction=0.5))
-    # need 7 misses three features and need 3 two: those have the worst triage chi2
-    assert out.entered.tolist() == [False, True, False, True]
-    assert out.stop_reason[0] == out.stop_reason[2] == "agent_quota"
-    assert not out.accepted[0]
+def test_agent_fraction_admits_each_source_by_its_own_hash() -> None:
+    """Issue 13: ``max_agent_fraction`` admits a triage failure by a hash of (campaign seed,
+    source id) below the fraction — never by its rank among its neighbours — so the same source
+    gets the same verdict in any partition, and about that fraction of failures enter."""
+    from sedscale.agent.seeds import unit_hash
+
+    needs = [1, 7, 2, 3] * 50
+    out, _, _ = _run(needs=needs, budgets=AgentBudgets(max_agent_fraction=0.5), seed=5)
+    expected = unit_hash(5, out.source_id) < 0.5
+    assert out.entered.tolist() == expected.tolist()
+    assert 0.35 < out.entered.mean() < 0.65
+    assert all(r == "agent_quota" for r, e in zip(out.stop_reason, out.entered) if not e)
+    assert not out.accepted[~out.entered].any()
+    # the first four sources alone, or in reverse order: each keeps its verdict
+    alone, _, _ = _run(needs=needs[:4], budgets=AgentBudgets(max_agent_fraction=0.5), seed=5)
+    assert alone.entered.tolist() == out.entered[:4].tolist()
+    everyone, _, _ = _run(needs=needs[:8], budgets=AgentBudgets(max_agent_fraction=1.0), seed=5)
+    assert everyone.entered.all()
+    nobody, _, _ = _run(needs=needs[:8], budgets=AgentBudgets(max_agent_fraction=0.0), seed=5)
+    assert not nobody.entered.any()
+
+
+def test_budget_defaults_are_the_workflow_defaults() -> None:
+    from sedscale.agent import DEFAULT_MAX_STEPS, DEFAULT_MAX_TOKENS_PER_SOURCE
+
+    assert (DEFAULT_MAX_STEPS, DEFAULT_MAX_TOKENS_PER_SOURCE) == (5, 20_000)
+    b = AgentBudgets()
+    assert (b.max_steps, b.max_tokens_per_source, b.max_agent_fraction) == (5, 20_000, 1.0)
+    with pytest.raises(ValueError):
+        AgentBudgets(max_agent_fraction=1.5)
+    with pytest.raises(ValueError):
+        AgentBudgets(max_step=5)  # a misspelt key is an error, not silently ignored
+
+
+def test_budgets_and_acceptance_nest_in_pydantic_models() -> None:
+    from pydantic import BaseModel
+
+    from sedscale.agent import AcceptanceTest
+
+    class Recipe(BaseModel):
+        budgets: AgentBudgets = AgentBudgets()
+        acceptance: AcceptanceTest = AcceptanceTest()
+
+    r = Recipe.model_validate({"budgets": {"max_steps": 2, "limits": {"max_models": 1000}},
+                               "acceptance": {"chi2_red_max": 4}})
+    assert r.budgets.max_steps == 2 and r.budgets.limits.max_models == 1000
+    assert r.acceptance.chi2_red_max == 4
+    assert Recipe.model_validate(r.model_dump()) == r
 
 
 def test_acceptance_accepts_the_workflow_key_name() -> None:
@@ -167,14 +224,19 @@ class _WaitsForAFit:
     loop would wait for every answer before fitting anything, and hang)."""
 
     name = "fake-wait"
+    fallback = None
 
     def __init__(self) -> None:
         import threading
 
+        self.overhead = TokenCounts()
         self.rules = RulesPolicy(explore=0.0)
         self.fit_started: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.asked = threading.Event()
+
+    def set_base_config(self, config: FitConfig) -> None:
+        pass
 
     async def decide(self, requests):
         if self.fit_started is None:
