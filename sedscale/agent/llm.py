@@ -133,7 +133,7 @@ class LLMPolicy:
         self.api_key = api_key
         self.model = model
         self.options = options
-        self.knowledge = (knowledge or KnowledgeBase()).copy()  # the epoch's, frozen
+        self.knowledge = knowledge.copy() if knowledge is not None else KnowledgeBase()  # frozen: the epoch's
         self.fallback = fallback or RulesPolicy(self.knowledge)
         self.photoz = photoz
         self.prompt = PromptBuilder(self.knowledge.digest())

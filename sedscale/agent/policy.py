@@ -15,7 +15,7 @@ configuration, for an LLM's prompt prefix), ``decide`` and ``aclose``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Protocol, Sequence, get_args
+from typing import Callable, Literal, Protocol, Sequence, get_args, runtime_checkable
 
 import numpy as np
 
@@ -57,6 +57,7 @@ class Decision:
     notes: list[str] = field(default_factory=list)
 
 
+@runtime_checkable
 class Policy(Protocol):
     """Anything that can decide the next action for a batch of sources: all the loop uses."""
 

@@ -128,7 +128,8 @@ class RulesPolicy:
                  fallback_generic: bool = True) -> None:
         if not 0.0 <= explore < 1.0:
             raise ValueError("explore must be in [0, 1)")
-        self.knowledge = (knowledge or KnowledgeBase()).copy()  # later edits of the caller's do not leak in
+        # a copy: what the caller records into its base later must not change this ranking
+        self.knowledge = knowledge.copy() if knowledge is not None else KnowledgeBase()
         self.explore = explore
         self.fallback_generic = fallback_generic
 
