@@ -124,10 +124,11 @@ def _fit_photoz(phot: Photometry, config: FitConfig, obs: Observations, cache_di
     summ = summarize_pz(res.block_prob, grid.redshifts)
     est = dict(res.estimates)
     est["z"] = (summ.z_mean, np.sqrt(np.maximum(summ.pz @ grid.redshifts**2 - summ.z_mean**2, 0)))
-    return _result(phot, res, est, config, summ.z_median, res.n_bands > 0, photoz=True,
-                   z_phot=summ.z_median, z_phot_err=0.5 * (summ.z_hi68 - summ.z_lo68),
-                   z_best=summ.z_best, z_mean=summ.z_mean, z_median=summ.z_median,
-                   z_lo68=summ.z_lo68, z_hi68=summ.z_hi68, pz=summ.pz, z_grid=grid.redshifts)
+    return dataclasses.replace(
+        _result(phot, res, est, config, summ.z_median, res.n_bands > 0), photoz=True,
+        z_phot=summ.z_median, z_phot_err=0.5 * (summ.z_hi68 - summ.z_lo68), z_best=summ.z_best,
+        z_mean=summ.z_mean, z_median=summ.z_median, z_lo68=summ.z_lo68, z_hi68=summ.z_hi68,
+        pz=summ.pz, z_grid=grid.redshifts)
 
 
 def _fit_known_z(phot: Photometry, config: FitConfig, obs: Observations, cache_dir: Path | None,
@@ -142,7 +143,7 @@ def _fit_known_z(phot: Photometry, config: FitConfig, obs: Observations, cache_d
     cell, frac = lattice_coordinates(config, z)
     ok = (cell >= 0) & (np.sum(obs.observed, axis=1) > 0)
     out = _empty(n, b)
-    est: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    est: Estimates = {}
     if ok.any():
         grid = build_lattice_grid(config, phot.filters, z[ok], cache_dir=cache_dir)
         grid_cells = known_z_cells(config, z[ok])  # the grid's nodes, in order
@@ -150,24 +151,24 @@ def _fit_known_z(phot: Photometry, config: FitConfig, obs: Observations, cache_d
         for k in np.unique(cell[ok]):
             rows = np.flatnonzero(ok & (cell == k))
             lo = int(np.searchsorted(grid_cells, k))  # exact: integers; node k + 1 is lo + 1
-            valid = grid.valid[lo] & grid.valid[lo + 1]
-            idx = np.flatnonzero(valid)
+            idx = np.flatnonzero(grid.valid[lo] & grid.valid[lo + 1])
             ms = ModelSet(np.stack([grid.flux[lo][idx], grid.flux[lo + 1][idx]]), idx)
             t = frac[rows]
             block = Block(ms, mix=np.column_stack([1.0 - t, t]))
             sub = Observations(obs.flux[rows], obs.error[rows], obs.floor)
-            _scatter(out, rows, run_kernel(sub, [block], table, opts, xp))
-        est = out.pop("estimates")
-    else:
-        out.pop("estimates")
+            _scatter(out, est, rows, run_kernel(sub, [block], table, opts, xp))
     res_all = KernelResult(estimates=est, n_pairs=0, block_prob=np.zeros((n, 1)), **out)
     return _result(phot, res_all, est, config, z, ok)
 
 
+#: ``name → (mean, std)`` per source.
+Estimates = dict[str, tuple[np.ndarray, np.ndarray]]
+
 _SETS_CACHE: dict[str, list[ModelSet]] = {}
 
 
-def _cached_sets(grid) -> list[ModelSet]:
+def _cached_sets(grid: ModelGrid) -> list[ModelSet]:
+    """The photo-z model sets of ``grid``, kept for the last few grids (they are reused)."""
     key = grid.cache_key or grid.config_hash
     if key not in _SETS_CACHE:
         if len(_SETS_CACHE) > 4:
@@ -176,31 +177,39 @@ def _cached_sets(grid) -> list[ModelSet]:
     return _SETS_CACHE[key]
 
 
-def _empty(n: int, b: int) -> dict:
-    return dict(estimates={}, chi2_best=np.full(n, np.nan), best_block=np.full(n, -1),
+#: The per-source arrays of :class:`KernelResult` that a known-z fit gathers cell by cell.
+_PER_SOURCE = ("chi2_best", "best_block", "best_model", "log_s_best", "best_flux",
+               "residual_sigma", "n_good", "n_bands", "dof", "chi2_red")
+
+
+def _empty(n: int, b: int) -> dict[str, np.ndarray]:
+    """:data:`_PER_SOURCE` for ``n`` sources not fitted (yet)."""
+    return dict(chi2_best=np.full(n, np.nan), best_block=np.full(n, -1),
                 best_model=np.full(n, -1), log_s_best=np.full(n, np.nan),
                 best_flux=np.full((n, b), np.nan), residual_sigma=np.full((n, b), np.nan),
                 n_good=np.zeros(n, np.int64), n_bands=np.zeros(n, np.int64),
                 dof=np.ones(n, np.int64), chi2_red=np.full(n, np.nan))
 
 
-def _scatter(out: dict, rows: np.ndarray, res: KernelResult) -> None:
+def _scatter(out: dict[str, np.ndarray], est: Estimates, rows: np.ndarray, res: KernelResult) -> None:
+    """Copy one cell's kernel result into the rows ``rows`` of ``out`` and ``est``."""
     n = out["chi2_best"].shape[0]
     for name, (mean, std) in res.estimates.items():
-        if name not in out["estimates"]:
-            out["estimates"][name] = (np.full(n, np.nan), np.full(n, np.nan))
-        out["estimates"][name][0][rows] = mean
-        out["estimates"][name][1][rows] = std
-    for key in ("chi2_best", "best_block", "best_model", "log_s_best", "best_flux",
-                "residual_sigma", "n_good", "n_bands", "dof", "chi2_red"):
+        if name not in est:
+            est[name] = (np.full(n, np.nan), np.full(n, np.nan))
+        est[name][0][rows] = mean
+        est[name][1][rows] = std
+    for key in _PER_SOURCE:
         out[key][rows] = getattr(res, key)
 
 
-def _result(phot: Photometry, res: KernelResult, est: dict, config: FitConfig, redshift: np.ndarray,
-            fitted: np.ndarray, **extra) -> FitResult:
+def _result(phot: Photometry, res: KernelResult, est: Estimates, config: FitConfig,
+            redshift: np.ndarray, fitted: np.ndarray) -> FitResult:
+    """The :class:`FitResult` of a kernel result (photo-z fits add their fields to it)."""
+    observed = np.isfinite(phot.flux) & np.isfinite(phot.error) & (phot.error > 0)
     return FitResult(source_id=np.asarray(phot.source_id), filters=tuple(phot.filters),
                      estimates=est, chi2_best=res.chi2_best, chi2_red=res.chi2_red, dof=res.dof,
-                     n_bands=np.sum(np.isfinite(phot.flux) & np.isfinite(phot.error) & (phot.error > 0), axis=1), n_good_models=res.n_good,
+                     n_bands=np.sum(observed, axis=1), n_good_models=res.n_good,
                      residual_sigma=res.residual_sigma, best_flux=res.best_flux,
                      best_index=res.best_model, redshift=np.asarray(redshift, np.float64),
-                     config_hash=config.hash(), fitted=fitted, **extra)
+                     config_hash=config.hash(), fitted=fitted)

@@ -78,7 +78,7 @@ def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     """The .npz file of ``arrays`` as bytes (uncompressed; written in one piece)."""
     out = io.BytesIO()
-    np.savez(out, **arrays)
+    np.savez(out, **dict(arrays))  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     return out.getvalue()
 
 
