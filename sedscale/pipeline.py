@@ -38,6 +38,7 @@ from sedscale.fitting import FitOptions, TableSummary, fit_table
 from sedscale.fsutil import atomic_write
 from sedscale.results import failed_rows_table
 from sedscale.sed.builder import release_prepared
+from sedscale.sed.kernel_numba import kernel_provenance
 
 
 @dataclass
@@ -167,10 +168,12 @@ def _json_bytes(data: Mapping[str, object]) -> bytes:
 def save_partition_summary(path: Path, summary: TableSummary, timings: Mapping[str, float],
                            run_id: Optional[str]) -> Path:
     """What the task learnt besides the rows (fallbacks by reason, agent counts, where the time
-    went) and where it ran (``host``, ``pid``), as JSON beside the store; written before the
-    commit, replaced on a rerun. Not fsync'ed into its directory: the commit that follows is."""
+    went), where it ran (``host``, ``pid``) and which machine code fitted it (``kernel``: loaded
+    from sedscale's numba cache or compiled here, from numba's own cache statistics), as JSON
+    beside the store; written before the commit, replaced on a rerun. Not fsync'ed into its
+    directory: the commit that follows is."""
     record = {**summary.as_dict(), "timings": dict(timings), "host": socket.gethostname(), "pid": os.getpid(),
-              "run_id": run_id}
+              "run_id": run_id, "kernel": kernel_provenance()}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, _json_bytes(record), sync_dir=False)
     return path
