@@ -28,7 +28,7 @@ t0 = time.perf_counter()
 src = open_catalog(sys.argv[1])
 m = plan_partitions(src, int(sys.argv[2]))
 dt = time.perf_counter() - t0
-print(json.dumps({"rows": src.num_rows, "partitions": m.num_rows, "seconds": dt,
+print(json.dumps({"rows": src.num_rows, "partitions": len(m), "seconds": dt,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

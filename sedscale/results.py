@@ -6,7 +6,10 @@ schema, so the columns cannot drift apart. Extend by appending fields; never ren
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+
+from sedscale.tokens import TOKEN_COLUMNS
 
 STATUS_FITTED = "fitted"
 STATUS_QUARANTINED = "quarantined"
@@ -40,3 +43,29 @@ RESULTS_SCHEMA = pa.schema(
 )
 
 RESULT_COLUMNS = tuple(RESULTS_SCHEMA.names)
+
+#: Counters that are 0 (not null) for a source that never reached the agent.
+_ZERO_WHEN_FAILED = frozenset(("agent_steps", *TOKEN_COLUMNS))
+
+
+def failed_rows_table(source_ids: pa.Array, reason: str) -> pa.Table:
+    """Every row of a partition as ``failed`` with ``reason``: what a partition whose task failed
+    after every retry commits, so its rows are accounted for (ids kept where readable).
+
+    Here, beside the schema, because both the real fallback task and the campaign's synthetic test
+    tasks commit it, and the campaign layer may not import the pipeline.
+    """
+    n = len(source_ids)
+    columns: list[pa.Array] = []
+    for field in RESULTS_SCHEMA:
+        if field.name == "source_id":
+            columns.append(source_ids.cast(pa.int64()))
+        elif field.name == "status":
+            columns.append(pa.array([STATUS_FAILED] * n, pa.string()))
+        elif field.name == "reason":
+            columns.append(pa.array([reason] * n, pa.string()))
+        elif field.name in _ZERO_WHEN_FAILED:
+            columns.append(pa.array(np.zeros(n, dtype=np.int64), field.type))
+        else:  # floats, the acceptance flag and the band count: no fit, so no value
+            columns.append(pa.nulls(n, field.type))
+    return pa.Table.from_arrays(columns, schema=RESULTS_SCHEMA)

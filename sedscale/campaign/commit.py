@@ -16,12 +16,16 @@ marker, so partitions never contend for an object.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import time
+
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sedscale.campaign import _testhooks
 from sedscale.fsutil import atomic_write, fsync_dir, unlink_durable, write_temp
@@ -30,6 +34,7 @@ from sedscale.campaign.state import DoneMarker, FileCheck, MarkerKind, crc32_byt
 from sedscale.campaign.store import encode_partition
 from sedscale.errors import CampaignError
 from sedscale.results import RESULTS_SCHEMA, STATUSES
+from sedscale.tokens import TOKEN_COLUMNS
 
 
 class StaleRunError(CampaignError):
@@ -57,16 +62,25 @@ def status_counts(table: pa.Table) -> dict[str, int]:
     return {s: status.count(s) for s in STATUSES}
 
 
-def _sum_extra(table: pa.Table) -> dict[str, float]:
-    import pyarrow.compute as pc
+#: Per-source columns whose partition sums the done-marker keeps (status and report read them).
+_SUMMED_COLUMNS = ("agent_steps", *TOKEN_COLUMNS, "gpu_seconds", "fit_seconds")
 
+
+def _sum_extra(table: pa.Table) -> dict[str, float]:
     out = {}
-    for name in ("agent_steps", "llm_calls", "tokens_prompt", "tokens_cached", "tokens_completion",
-                 "gpu_seconds", "fit_seconds"):
+    for name in _SUMMED_COLUMNS:
         if name in table.column_names:
             value = pc.sum(table.column(name)).as_py()
             out[name] = float(value or 0.0)
     return out
+
+
+class StorageFullError(CampaignError):
+    """A commit ran out of space or quota (ENOSPC/EDQUOT): the partition stays pending, nothing torn."""
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_T = TypeVar("_T")
 
 
 def commit_partition(
@@ -80,22 +94,57 @@ def commit_partition(
     elapsed_s: float = 0.0,
     reason: str = "",
 ) -> DoneMarker:
-    """Place ``table`` (the partition's rows, results schema, input order) and mark it committed."""
+    """Place ``table`` (the partition's rows, results schema, input order) and mark it committed.
+
+    On a full file system or quota the partition is left pending — no marker, none of this
+    attempt's temporaries or chunks — and :class:`StorageFullError` names the path and the errno,
+    so ``sedscale resume`` recomputes it once space is freed.
+    """
     if table.schema.names[: len(RESULTS_SCHEMA)] != RESULTS_SCHEMA.names:
         table = table.select(list(RESULTS_SCHEMA.names))
     check_fence(paths, run_id)
     encoded = encode_partition(table, chunk_rows)
     marker_path = paths.done_marker(partition_id)
     unlink_durable(marker_path)
+    try:
+        paths.tmp_dir.mkdir(parents=True, exist_ok=True)
+        files = {array: FileCheck(size=len(data), crc32=crc32_bytes(data)) for array, data in encoded.items()}
+        _place_chunks(paths, partition_id, encoded)
+        marker = _marker(partition_id, table, files, kind=kind, run_id=run_id, elapsed_s=elapsed_s, reason=reason)
+        check_fence(paths, run_id)
+        if not marker_path.parent.is_dir():
+            marker_path.parent.mkdir(parents=True, exist_ok=True)
+            fsync_dir(marker_path.parent.parent)
+        _naming(marker_path, atomic_write, marker_path, marker.to_json(), paths.tmp_dir)
+    except OSError as exc:
+        _abandon(paths, partition_id)
+        if exc.errno in _FULL_ERRNOS:
+            raise StorageFullError(
+                f"{exc.filename or paths.root}: cannot commit partition {partition_id}: "
+                f"[{errno.errorcode[exc.errno]}] {os.strerror(exc.errno)}; the partition stays pending: "
+                f"free space, then `sedscale resume {paths.root}`") from exc
+        raise
+    return marker
 
-    paths.tmp_dir.mkdir(parents=True, exist_ok=True)
-    files: dict[str, FileCheck] = {}
+
+def _naming(path: Path, write: Callable[..., _T], *args: object) -> _T:
+    """``write(*args)``; an OSError without a file name (``os.write``/``fsync`` set none) gets ``path``."""
+    try:
+        return write(*args)
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
+def _place_chunks(paths: CampaignPaths, partition_id: int, encoded: dict[str, bytes]) -> None:
+    """Steps 3 and 4: every chunk to ``tmp/`` (fsync'ed), then each renamed into the store."""
     temps: dict[str, Path] = {}
     try:
         for array in DATA_ARRAYS:
-            data = encoded[array]
-            files[array] = FileCheck(size=len(data), crc32=crc32_bytes(data))
-            temps[array] = write_temp(data, paths.tmp_dir, f"p{partition_id}.{array}")
+            target = paths.chunk_path(array, partition_id)
+            tag = f"p{partition_id}.{array}"
+            temps[array] = _naming(target, write_temp, encoded[array], paths.tmp_dir, tag)
         for i, array in enumerate(DATA_ARRAYS):
             os.replace(temps.pop(array), paths.chunk_path(array, partition_id))
             if i == 0:
@@ -106,7 +155,19 @@ def commit_partition(
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
 
-    marker = DoneMarker(
+
+def _abandon(paths: CampaignPaths, partition_id: int) -> None:
+    """After a failed commit: remove this process's temporaries and the chunks it placed (without a
+    marker they are garbage, and on a full disk the space is what the next attempt needs)."""
+    for tmp in paths.tmp_dir.glob(f"p{partition_id}.*.{os.getpid()}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+    for array in DATA_ARRAYS:
+        paths.chunk_path(array, partition_id).unlink(missing_ok=True)
+
+
+def _marker(partition_id: int, table: pa.Table, files: dict[str, FileCheck], *, kind: MarkerKind,
+            run_id: str | None, elapsed_s: float, reason: str) -> DoneMarker:
+    return DoneMarker(
         partition_id=partition_id,
         kind=kind,
         n_rows=table.num_rows,
@@ -120,9 +181,3 @@ def commit_partition(
         reason=reason,
         extra=_sum_extra(table),
     )
-    check_fence(paths, run_id)
-    if not marker_path.parent.is_dir():
-        marker_path.parent.mkdir(parents=True, exist_ok=True)
-        fsync_dir(marker_path.parent.parent)
-    atomic_write(marker_path, marker.to_json(), paths.tmp_dir)
-    return marker

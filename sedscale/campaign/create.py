@@ -13,9 +13,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Optional
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from sedscale import __version__
 from sedscale.fsutil import fsync_dir
@@ -24,6 +22,10 @@ from sedscale.campaign.meta import DEFAULT_FAIL_TASK, DEFAULT_TASK, CampaignMeta
 from sedscale.campaign.paths import CampaignPaths
 from sedscale.campaign.store import create_store
 from sedscale.errors import CampaignError
+
+if TYPE_CHECKING:
+    from sedscale.catalog.duplicates import DuplicateIndex
+    from sedscale.catalog.partition import Partition
 
 
 DUPLICATES_IN_MEMORY_ROWS = 250_000
@@ -43,7 +45,7 @@ def refuse_existing(root: Path) -> None:
 
 def create_from_manifest(
     root: Path,
-    manifest: pa.Table,
+    partitions: Sequence[Partition],
     *,
     name: str,
     catalog: CatalogRecord,
@@ -51,11 +53,11 @@ def create_from_manifest(
     site: dict[str, Any],
     profile: Optional[dict[str, Any]] = None,
     profile_spec: str = "generic",
-    duplicate_index: Any = None,
+    duplicate_index: Optional[DuplicateIndex] = None,
     task: str = DEFAULT_TASK,
     fail_task: str = DEFAULT_FAIL_TASK,
 ) -> CampaignPaths:
-    """Lay out a campaign for ``manifest`` and move it into place at ``root``."""
+    """Lay out a campaign for the planned ``partitions`` and move it into place at ``root``."""
     refuse_existing(root)
     final = CampaignPaths.at(root)
     final.root.parent.mkdir(parents=True, exist_ok=True)
@@ -65,9 +67,9 @@ def create_from_manifest(
         for folder in (staging.state_dir, staging.done_dir, staging.runs_dir, staging.tmp_dir,
                        staging.logs_dir, staging.duplicates_dir, staging.cache_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        sizes = manifest.column("n_rows").to_pylist()
-        chunk_rows = max([int(n) for n in sizes] + [1])
-        write_campaign_manifest(staging, manifest)
+        sizes = [p.n_rows for p in partitions]
+        chunk_rows = max([*sizes, 1])
+        write_campaign_manifest(staging, partitions)
         create_store(staging.results_zarr, len(sizes), chunk_rows)
         if duplicate_index is not None and len(duplicate_index):
             duplicate_index.write(staging.duplicates_index)
@@ -80,7 +82,7 @@ def create_from_manifest(
             profile_spec=profile_spec,
             workflow=workflow,
             site=site,
-            n_rows=int(sum(int(n) for n in sizes)),
+            n_rows=sum(sizes),
             n_partitions=len(sizes),
             chunk_rows=chunk_rows,
             task=task,
@@ -131,7 +133,7 @@ def create_campaign(
     check_llm_reachable(workflow, site)
     source = open_catalog(catalog_spec if len(catalog_spec) > 1 else catalog_spec[0])
     profile = load_profile(profile_spec, source.schema, source=str(source.paths[0]))
-    manifest = plan_partitions(source, rows_per_partition)
+    partitions = plan_partitions(source, rows_per_partition)
     root.parent.mkdir(parents=True, exist_ok=True)
     # spill to hashed buckets beyond 2.5e5 rows: the driver's memory must not grow with the
     # catalog (in memory, 10^7 ids cost ~0.6 GB of triples and sort buffers)
@@ -139,7 +141,7 @@ def create_campaign(
                                     in_memory_rows=DUPLICATES_IN_MEMORY_ROWS, rows_per_bucket=DUPLICATES_IN_MEMORY_ROWS)
     return create_from_manifest(
         root,
-        manifest,
+        partitions,
         name=Path(root).name,
         catalog=CatalogRecord(spec=[str(s) for s in catalog_spec], fingerprint=source.fingerprint()),
         workflow=workflow.model_dump(mode="json"),

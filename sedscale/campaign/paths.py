@@ -14,8 +14,15 @@ Layout of ``<campaign>/``::
     state/runs/<run>.json    one record per driver run (start time, engine, site)
     state/run_id             the run that currently owns the campaign (fences stale workers)
     state/lock               advisory lock held by the running driver
+    state/hpc-jobs.json      batch-job ids the scheduler engines submitted (cancelled by resume)
+    state/driver.pid         the detached driver's pid and start time
+    state/processes.json     local processes the run started (pid + start time)
     duplicates/              the cross-file duplicate-id index made at submit
     cache/                   model grids built by tasks
+    knowledge/delta-<id>.json  per-partition knowledge-base deltas of the agent
+    summaries/partition-<id>.json  per-partition task summaries (with the ``host`` that ran it)
+    llm/<host>/              one node's LLM service (daemon.json, service.json, accounting, logs)
+    llm/stop                 the driver's end-of-run request to every node service
     tmp/                     temporary files of commits in flight (same file system => atomic rename)
     runinfo/                 Parsl's run_dir;  dask/  Dask's local directory;  logs/  driver logs
 """
@@ -65,14 +72,9 @@ class CampaignPaths:
     def results_zarr(self) -> Path:
         return self.root / "results.zarr"
 
-    @staticmethod
-    def chunk_key(array: str, partition_id: int) -> str:
-        """The store key of ``array``'s chunk for ``partition_id`` (all arrays are 2-D,
-        one chunk per partition along rows and one across columns; separator ``.`` keeps each
-        chunk a single file with no per-partition folder)."""
-        return f"{array}/c.{partition_id}.0"
-
     def chunk_path(self, array: str, partition_id: int) -> Path:
+        """``array``'s chunk file for ``partition_id`` (all arrays are 2-D, one chunk per partition
+        along rows and one across columns; separator ``.`` keeps each chunk a single file)."""
         return self.results_zarr / f"{array}/c.{partition_id}.0"
 
     # state ---------------------------------------------------------------------------------
@@ -86,11 +88,6 @@ class CampaignPaths:
 
     def done_marker(self, partition_id: int) -> Path:
         return self.done_dir / f"{partition_id // MARKERS_PER_FOLDER:05d}" / f"p{partition_id}.json"
-
-    @staticmethod
-    def partition_of_marker(path: Path) -> int:
-        """Inverse of :meth:`done_marker`."""
-        return int(path.stem[1:])
 
     @property
     def runs_dir(self) -> Path:
@@ -171,8 +168,19 @@ class CampaignPaths:
         return self.root / "llm"
 
     def llm_host_dir(self, host: str) -> Path:
-        """The LLM service directory of node ``host``."""
+        """The LLM service directory of node ``host`` (the only place ``llm/<host>`` is spelled)."""
         return self.llm_dir / host
+
+    def llm_host_dirs(self) -> list[Path]:
+        """The LLM service directories of every node that has started one, sorted by host."""
+        if not self.llm_dir.is_dir():
+            return []
+        return sorted(p for p in self.llm_dir.iterdir() if p.is_dir())
+
+    @property
+    def llm_stop_file(self) -> Path:
+        """Written by the driver at the end of a run: node services started before it stop."""
+        return self.llm_dir / "stop"
 
 
 def default_campaign_dir(catalog: str | Path, workflow_name: str, root: Path | None = None) -> Path:

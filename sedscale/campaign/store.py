@@ -24,7 +24,7 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, MutableMapping
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +35,8 @@ from sedscale.results import RESULTS_SCHEMA
 
 if TYPE_CHECKING:
     import xarray as xr
+    import zarr
+    from zarr.abc.buffer import Buffer
 
 LAYOUT_VERSION = 1
 NULLMASK = "_nullmask"
@@ -131,18 +133,34 @@ def store_geometry(path: Path) -> tuple[int, int]:
 # --- encoding one partition ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Staging:
+    """One-chunk in-memory arrays with the store's codecs, over a dict this module owns.
+
+    Encoding a chunk is position-free, so writing a block into the one-chunk array and reading the
+    bytes zarr stored for it (through ``MemoryStore(store_dict=...)``, a public constructor, and
+    the array's own chunk-key encoding) gives exactly the bytes of the campaign store's chunk.
+    """
+
+    arrays: dict[str, zarr.Array]
+    chunks: MutableMapping[str, Buffer]
+
+    def encode(self, array: str, block: np.ndarray) -> bytes:
+        target = self.arrays[array]
+        target[:, :] = block
+        return self.chunks[f"{array}/{target.metadata.encode_chunk_key((0, 0))}"].to_bytes()
+
+
 @lru_cache(maxsize=8)
-def _staging_arrays(chunk_rows: int) -> dict[str, Any]:
-    """One-chunk in-memory arrays with the store's codecs: encoding a chunk is position-free."""
+def _staging(chunk_rows: int) -> _Staging:
     import zarr
     from zarr.storage import MemoryStore
 
-    store = MemoryStore()
-    group = zarr.open_group(store, mode="w", zarr_format=3)
-    return {
-        a: group.create_array(a, shape=(chunk_rows, len(LAYOUT.columns(a))), **_array_kwargs(a, chunk_rows))
-        for a in P.DATA_ARRAYS
-    } | {"__store__": store}
+    chunks: dict[str, Buffer] = {}
+    group = zarr.open_group(MemoryStore(store_dict=chunks), mode="w", zarr_format=3)
+    arrays = {a: group.create_array(a, shape=(chunk_rows, len(LAYOUT.columns(a))), **_array_kwargs(a, chunk_rows))
+              for a in P.DATA_ARRAYS}
+    return _Staging(arrays, chunks)
 
 
 def table_to_blocks(table: pa.Table, chunk_rows: int) -> dict[str, np.ndarray]:
@@ -173,14 +191,8 @@ def table_to_blocks(table: pa.Table, chunk_rows: int) -> dict[str, np.ndarray]:
 
 def encode_partition(table: pa.Table, chunk_rows: int) -> dict[str, bytes]:
     """The encoded chunk bytes of one partition, per array name, ready to be placed on disk."""
-    staging = _staging_arrays(chunk_rows)
-    store = staging["__store__"]
-    out: dict[str, bytes] = {}
-    for array, block in table_to_blocks(table, chunk_rows).items():
-        staging[array][:, :] = block
-        buf = store._store_dict[f"{array}/c.0.0"]
-        out[array] = buf.to_bytes()
-    return out
+    staging = _staging(chunk_rows)
+    return {array: staging.encode(array, block) for array, block in table_to_blocks(table, chunk_rows).items()}
 
 
 # --- decoding --------------------------------------------------------------------------------
@@ -206,6 +218,16 @@ def blocks_to_table(blocks: dict[str, np.ndarray], n_rows: int) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=RESULTS_SCHEMA)
 
 
+def _data_array(group: zarr.Group, name: str) -> zarr.Array:
+    """``group[name]``, which must be an array (a store edited by hand could hold a group there)."""
+    import zarr
+
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise CampaignError(f"{group.store}: {name} is not an array")
+    return node
+
+
 class ResultsReader:
     """Reads committed partitions back from the store (export, tests)."""
 
@@ -215,11 +237,11 @@ class ResultsReader:
         self.path = path
         self.n_partitions, self.chunk_rows = store_geometry(path)
         group = zarr.open_group(str(path), mode="r", zarr_format=3, use_consolidated=False)
-        self._arrays = {a: group[a] for a in P.DATA_ARRAYS}
+        self._arrays = {a: _data_array(group, a) for a in P.DATA_ARRAYS}
 
     def read_partition(self, partition_id: int, n_rows: int) -> pa.Table:
         lo = partition_id * self.chunk_rows
-        blocks = {a: arr[lo : lo + n_rows, :] for a, arr in self._arrays.items()}
+        blocks = {a: np.asarray(arr[lo : lo + n_rows, :]) for a, arr in self._arrays.items()}
         present = blocks[P.INT_ARRAY][:, LAYOUT.ints.index(PRESENT)]
         if n_rows and not present.all():
             raise CampaignError(f"{self.path}: partition {partition_id} has {int(present.sum())} of {n_rows} rows")

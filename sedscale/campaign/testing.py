@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +22,7 @@ from sedscale.campaign.create import create_from_manifest
 from sedscale.campaign.manifest import manifest_row, synthetic_manifest
 from sedscale.campaign.meta import CatalogRecord, read_meta
 from sedscale.campaign.paths import CampaignPaths
-from sedscale.results import RESULTS_SCHEMA
+from sedscale.results import RESULTS_SCHEMA, failed_rows_table
 
 SYNTHETIC_TASK = "sedscale.campaign.testing:synthetic_partition"
 SYNTHETIC_FAIL_TASK = "sedscale.campaign.testing:synthetic_fail_partition"
@@ -35,7 +35,8 @@ def synthetic_results(row_start: int, n: int) -> pa.Table:
     rows = np.arange(row_start, row_start + n, dtype=np.int64)
     status = np.where(rows % 7 == 3, "quarantined", np.where(rows % 11 == 5, "failed", "fitted")).astype(object)
     fitted = status == "fitted"
-    reason = np.where(status == "quarantined", "bad_error: planted", np.where(status == "failed", "fit_failed: planted", None))
+    reason = np.where(status == "quarantined", "bad_error: planted",
+                      np.where(status == "failed", "fit_failed: planted", np.full(n, None, dtype=object)))
     phase = (rows * 2654435761 % 2**32) / 2**32
     cols = {
         "source_id": pa.array(rows * 10 + 1),
@@ -63,29 +64,27 @@ def synthetic_results(row_start: int, n: int) -> pa.Table:
     return pa.table(cols, schema=RESULTS_SCHEMA)
 
 
-def synthetic_partition(campaign_dir: str, partition_id: int, run_id: Optional[str] = None) -> dict:
+def synthetic_partition(campaign_dir: str, partition_id: int, run_id: Optional[str] = None) -> dict[str, int]:
     """A partition task over a synthetic catalog (no catalog file, no fit)."""
     t0 = time.perf_counter()
     paths = CampaignPaths.at(campaign_dir)
     _testhooks.in_task(partition_id)
-    row = manifest_row(paths, partition_id)
+    part = manifest_row(paths, partition_id)
     work = float(os.environ.get("SEDSCALE_TEST_TASK_WORK", "0"))
     if work:
         time.sleep(work)
-    table = synthetic_results(int(row["row_start"]), int(row["n_rows"]))
+    table = synthetic_results(part.row_start, part.n_rows)
     meta = read_meta(paths)
     marker = commit_partition(paths, partition_id, table, chunk_rows=meta.chunk_rows, run_id=run_id,
                               elapsed_s=time.perf_counter() - t0)
     return {"partition_id": partition_id, "n_rows": marker.n_rows}
 
 
-def synthetic_fail_partition(campaign_dir: str, partition_id: int, reason: str, run_id: Optional[str] = None) -> dict:
+def synthetic_fail_partition(campaign_dir: str, partition_id: int, reason: str, run_id: Optional[str] = None) -> dict[str, int]:
     """The driver's fallback for a synthetic partition whose task failed after every retry."""
-    from sedscale.pipeline import failed_rows_table
-
     paths = CampaignPaths.at(campaign_dir)
-    row = manifest_row(paths, partition_id)
-    ids = synthetic_results(int(row["row_start"]), int(row["n_rows"])).column("source_id").combine_chunks()
+    part = manifest_row(paths, partition_id)
+    ids = synthetic_results(part.row_start, part.n_rows).column("source_id").combine_chunks()
     marker = commit_partition(paths, partition_id, failed_rows_table(ids, reason),
                               chunk_rows=read_meta(paths).chunk_rows, run_id=run_id, kind="failed", reason=reason)
     return {"partition_id": partition_id, "n_rows": marker.n_rows}
@@ -94,7 +93,7 @@ def synthetic_fail_partition(campaign_dir: str, partition_id: int, reason: str, 
 FAULTS_FILE = "test-faults.json"
 
 
-def flaky_partition(campaign_dir: str, partition_id: int, run_id: Optional[str] = None) -> dict:
+def flaky_partition(campaign_dir: str, partition_id: int, run_id: Optional[str] = None) -> dict[str, int]:
     """Synthetic, with faults planted by ``<campaign>/test-faults.json``: ``always_fail`` (ids
     whose task always raises), ``fail_once`` (raise on the first attempt only) and ``die_once``
     (the worker process SIGKILLs itself on the first attempt)."""
@@ -124,7 +123,7 @@ def flaky_partition(campaign_dir: str, partition_id: int, run_id: Optional[str] 
 
 
 def make_synthetic_campaign(root: Path, sizes: list[int], *, task: str = SYNTHETIC_TASK,
-                            workflow: Optional[dict] = None, faults: Optional[dict] = None) -> CampaignPaths:
+                            workflow: Optional[dict[str, Any]] = None, faults: Optional[dict[str, list[int]]] = None) -> CampaignPaths:
     """A campaign over a synthetic catalog of partitions with ``sizes`` rows (``faults``: see
     :func:`flaky_partition`; setting it selects that task)."""
     if faults is not None:

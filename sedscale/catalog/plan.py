@@ -3,40 +3,25 @@
 A partition never spans two files and is made of whole row groups where possible (the cheapest
 unit to read); a row group larger than the target is split into even row ranges. The plan reads
 only footers (:mod:`sedscale.catalog.source` already has them), keeps O(partitions) memory and is
-deterministic: files in path order, row groups in file order.
+deterministic: files in path order, row groups in file order. The campaign layer stores the plan
+(:mod:`sedscale.campaign.manifest` owns the manifest file); this module only makes it.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Iterator
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from sedscale.catalog.partition import Partition
 from sedscale.catalog.source import CatalogSource
 
 DEFAULT_ROWS_PER_PARTITION = 50_000
 
-MANIFEST_SCHEMA = pa.schema(
-    [
-        pa.field("partition_id", pa.int64()),
-        pa.field("file", pa.string()),
-        pa.field("file_index", pa.int32()),
-        pa.field("row_start", pa.int64()),  # first row (within the file) of the partition
-        pa.field("row_stop", pa.int64()),  # one past the last row
-        pa.field("n_rows", pa.int64()),
-        pa.field("row_groups", pa.list_(pa.int32())),  # row groups covering [row_start, row_stop)
-        pa.field("rg_offset", pa.int64()),  # row (within the file) where row_groups[0] starts
-    ]
-)
-
 
 def _file_partitions(row_group_rows: tuple[int, ...], target: int) -> Iterator[tuple[int, int, list[int], int]]:
     """(row_start, row_stop, row_groups, rg_offset) for one file."""
-    cur_start, cur_rows, cur_groups, cur_offset = 0, 0, [], 0
+    cur_start, cur_rows, cur_offset = 0, 0, 0
+    cur_groups: list[int] = []
     offset = 0
     for rg, n in enumerate(row_group_rows):
         if n == 0:
@@ -65,37 +50,13 @@ def _file_partitions(row_group_rows: tuple[int, ...], target: int) -> Iterator[t
         yield cur_start, cur_start + cur_rows, cur_groups, cur_offset
 
 
-def plan_partitions(source: CatalogSource, rows_per_partition: int = DEFAULT_ROWS_PER_PARTITION) -> pa.Table:
-    """The partition manifest of a catalog (see :data:`MANIFEST_SCHEMA`)."""
+def plan_partitions(source: CatalogSource, rows_per_partition: int = DEFAULT_ROWS_PER_PARTITION) -> list[Partition]:
+    """The partitions of a catalog, ids dense from 0 in file and row order."""
     if rows_per_partition < 1:
         raise ValueError("rows_per_partition must be at least 1")
-    cols: dict[str, list] = {name: [] for name in MANIFEST_SCHEMA.names}
-    pid = 0
+    plan: list[Partition] = []
     for file_index, cf in enumerate(source.files):
         for start, stop, groups, rg_offset in _file_partitions(cf.row_group_rows, rows_per_partition):
-            cols["partition_id"].append(pid)
-            cols["file"].append(str(cf.path))
-            cols["file_index"].append(file_index)
-            cols["row_start"].append(start)
-            cols["row_stop"].append(stop)
-            cols["n_rows"].append(stop - start)
-            cols["row_groups"].append(groups)
-            cols["rg_offset"].append(rg_offset)
-            pid += 1
-    return pa.Table.from_pydict(cols, schema=MANIFEST_SCHEMA)
-
-
-def write_manifest(table: pa.Table, path: str | Path) -> Path:
-    """Write the manifest atomically (temporary name, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-def read_manifest(path: str | Path) -> pa.Table:
-    return pq.read_table(path, schema=MANIFEST_SCHEMA)
+            plan.append(Partition(partition_id=len(plan), file=str(cf.path), file_index=file_index,
+                                  row_start=start, row_stop=stop, row_groups=tuple(groups), rg_offset=rg_offset))
+    return plan

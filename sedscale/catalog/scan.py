@@ -48,14 +48,14 @@ def validate_catalog(
     on_partition: Optional[Callable[[int, int], None]] = None,
 ) -> CatalogValidation:
     """Counts of valid and quarantined rows (by reason) over the whole catalog."""
-    manifest = plan_partitions(source, rows_per_partition).to_pylist()
+    partitions = plan_partitions(source, rows_per_partition)
     dup_index = find_duplicate_ids(source, profile.id, workdir)
     columns = profile.columns()
     out = CatalogValidation()
-    for part in manifest:
+    for part in partitions:
         table = read_partition(part, columns)
-        dups = dup_index.rows_in(part["file_index"], part["row_start"], part["row_stop"])
-        outcome = validate_table(table, profile, rules, duplicate_rows=dups, row_offset=part["row_start"])
+        dups = dup_index.rows_in(part.file_index, part.row_start, part.row_stop)
+        outcome = validate_table(table, profile, rules, duplicate_rows=dups, row_offset=part.row_start)
         out.rows_total += outcome.n_rows
         out.rows_valid += outcome.n_valid
         out.rows_quarantined += outcome.n_quarantined
@@ -64,7 +64,7 @@ def validate_catalog(
             for reason, message in zip(outcome.quarantine["reason"].to_pylist(), outcome.quarantine["message"].to_pylist()):
                 bucket = out.samples.setdefault(reason, [])
                 if len(bucket) < samples_per_reason:
-                    bucket.append(f"{Path(part['file']).name}: {message}")
+                    bucket.append(f"{Path(part.file).name}: {message}")
         if on_partition:
-            on_partition(outcome.n_rows, len(manifest))
+            on_partition(outcome.n_rows, len(partitions))
     return out

@@ -9,9 +9,6 @@ fault), before anything is written.
 from __future__ import annotations
 
 import glob as globlib
-import hashlib
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
@@ -57,11 +54,6 @@ class CatalogSource:
             {"path": str(f.path), "size": f.size, "mtime_ns": f.mtime_ns, "num_rows": f.num_rows}
             for f in self.files
         ]
-
-    def fingerprint_digest(self) -> str:
-        """A short stable hash of :meth:`fingerprint`."""
-        blob = json.dumps(self.fingerprint(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
 
     def dataset(self, columns: Sequence[str] | None = None) -> ds.Dataset:
         """A pyarrow dataset over the files, for streaming scans with column projection."""
@@ -142,7 +134,3 @@ def open_catalog(path: CatalogPath) -> CatalogSource:
         raise CatalogError(f"{where}: the catalog has no rows")
     return CatalogSource(tuple(files), schema)
 
-
-def file_size_total(source: CatalogSource) -> int:
-    """Bytes on disk of every file of the catalog."""
-    return sum(os.path.getsize(p) for p in source.paths)

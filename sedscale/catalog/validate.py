@@ -78,6 +78,109 @@ def _float_column(table: pa.Table, name: str) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """One partition's id, photometry (as read and in µJy) and redshift, as arrays."""
+
+    ids: np.ndarray
+    id_null: np.ndarray
+    raw_flux: np.ndarray  # (rows, bands), the catalog's units
+    raw_err: np.ndarray
+    flux: np.ndarray  # (rows, bands), µJy
+    err: np.ndarray
+    z: np.ndarray
+
+
+def _read_columns(table: pa.Table, profile: CatalogProfile) -> _Columns:
+    n, nb = table.num_rows, len(profile.bands)
+    ids_arrow = table.column(profile.id)
+    flux, err, raw_flux, raw_err = (np.empty((n, nb)) for _ in range(4))
+    for j, band in enumerate(profile.bands):
+        raw_flux[:, j] = _float_column(table, band.column)
+        raw_err[:, j] = _float_column(table, band.error)
+        flux[:, j], err[:, j] = to_microjansky(raw_flux[:, j], raw_err[:, j], band.unit)
+    return _Columns(
+        ids=ids_arrow.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False),
+        id_null=ids_arrow.is_null().to_numpy(zero_copy_only=False),
+        raw_flux=raw_flux, raw_err=raw_err, flux=flux, err=err,
+        z=_float_column(table, profile.redshift) if profile.redshift else np.full(n, np.nan),
+    )
+
+
+def _duplicate_mask(cols: _Columns, duplicate_rows: Optional[np.ndarray]) -> np.ndarray:
+    """Rows whose id repeats one seen earlier: in an earlier partition (``duplicate_rows``) or here."""
+    dup = np.zeros(len(cols.ids), bool)
+    if duplicate_rows is not None and len(duplicate_rows):
+        dup[np.asarray(duplicate_rows, dtype=np.int64)] = True
+    valid_ids = np.flatnonzero(~cols.id_null)
+    if valid_ids.size:
+        order = valid_ids[np.argsort(cols.ids[valid_ids], kind="stable")]
+        repeat = np.zeros(order.size, bool)
+        repeat[1:] = cols.ids[order[1:]] == cols.ids[order[:-1]]
+        dup[order[repeat]] = True
+    return dup
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """Each check as a boolean per row (band checks also per band, to name the column); a row's
+    reason is its first failed check in :data:`REASONS` order (``reason_idx``, -1 = valid)."""
+
+    named: list[tuple[str, np.ndarray]]
+    reason_idx: np.ndarray
+    band_inf: np.ndarray
+    bad_err: np.ndarray
+    out_of_bounds: np.ndarray
+    observed: np.ndarray
+
+
+def _run_checks(cols: _Columns, rules: ValidationRules, dup: np.ndarray) -> _Checks:
+    flux, err, z = cols.flux, cols.err, cols.z
+    band_inf = np.isinf(cols.raw_flux) | np.isinf(cols.raw_err)
+    finite_flux = np.isfinite(flux)
+    bad_err = finite_flux & ~(np.isfinite(err) & (err > 0))
+    with np.errstate(invalid="ignore"):
+        oob = finite_flux & ((flux < rules.flux_min_ujy) | (flux > rules.flux_max_ujy) | (err > rules.error_max_ujy))
+        bad_z = np.isfinite(z) & ((z < 0) | (z > rules.redshift_max))
+    observed = finite_flux & np.isfinite(err) & (err > 0)
+    named = [
+        ("null_id", cols.id_null),
+        ("duplicate_id", dup),
+        ("non_finite", band_inf.any(axis=1) | np.isinf(z)),
+        ("bad_error", bad_err.any(axis=1)),
+        ("out_of_bounds", oob.any(axis=1)),
+        ("no_bands", ~np.any(np.isfinite(cols.raw_flux), axis=1)),
+        ("too_few_bands", observed.sum(axis=1) < rules.min_bands),
+        ("bad_redshift", bad_z),
+        ("missing_redshift", np.isnan(z) & rules.require_redshift),
+    ]
+    reason_idx = np.full(len(z), -1, dtype=np.int64)
+    for k, (_, mask) in enumerate(named):
+        reason_idx[(reason_idx < 0) & mask] = k
+    return _Checks(named, reason_idx, band_inf, bad_err, oob, observed)
+
+
+def _message(i: int, cols: _Columns, checks: _Checks, profile: CatalogProfile, rules: ValidationRules,
+             row_offset: int) -> str:
+    """What a quarantined row's reader needs: the row, its id, the reason and the offending values."""
+    row = f"row {row_offset + i}"
+    sid = "" if cols.id_null[i] else f" (id {cols.ids[i]})"
+    code = checks.named[checks.reason_idx[i]][0]
+    if code in ("non_finite", "bad_error", "out_of_bounds"):
+        mask = {"non_finite": checks.band_inf, "bad_error": checks.bad_err, "out_of_bounds": checks.out_of_bounds}[code]
+        hits = np.flatnonzero(mask[i])
+        if hits.size:
+            b = profile.bands[hits[0]]
+            return (f"{row}{sid}: {REASONS[code]}: {b.column}={float(cols.raw_flux[i, hits[0]]):g}, "
+                    f"{b.error}={float(cols.raw_err[i, hits[0]]):g}")
+        return f"{row}{sid}: {REASONS[code]}: {profile.redshift}={float(cols.z[i]):g}"
+    if code == "too_few_bands":
+        return f"{row}{sid}: {int(checks.observed[i].sum())} usable band(s), the workflow needs {rules.min_bands}"
+    if code == "bad_redshift":
+        return f"{row}{sid}: {profile.redshift}={float(cols.z[i]):g} is outside [0, {rules.redshift_max:g}]"
+    return f"{row}{sid}: {REASONS[code]}"
+
+
 def validate_table(
     table: pa.Table,
     profile: CatalogProfile,
@@ -93,102 +196,28 @@ def validate_table(
     inside the table are found here too. ``row_offset`` is added to row numbers in messages.
     """
     rules = rules or ValidationRules()
-    n = table.num_rows
-    nb = len(profile.bands)
-    ids_arrow = table.column(profile.id)
-    id_null = ids_arrow.is_null().to_numpy(zero_copy_only=False)
-    ids = ids_arrow.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-
-    flux = np.empty((n, nb))
-    err = np.empty((n, nb))
-    raw_flux = np.empty((n, nb))
-    raw_err = np.empty((n, nb))
-    for j, band in enumerate(profile.bands):
-        raw_flux[:, j] = _float_column(table, band.column)
-        raw_err[:, j] = _float_column(table, band.error)
-        flux[:, j], err[:, j] = to_microjansky(raw_flux[:, j], raw_err[:, j], band.unit)
-    z = _float_column(table, profile.redshift) if profile.redshift else np.full(n, np.nan)
-
-    # Each check is a boolean per row (and, for band checks, per band, to name the column).
-    dup = np.zeros(n, bool)
-    if duplicate_rows is not None and len(duplicate_rows):
-        dup[np.asarray(duplicate_rows, dtype=np.int64)] = True
-    valid_ids = np.flatnonzero(~id_null)
-    if valid_ids.size:
-        order = valid_ids[np.argsort(ids[valid_ids], kind="stable")]
-        repeat = np.zeros(order.size, bool)
-        repeat[1:] = ids[order[1:]] == ids[order[:-1]]
-        dup[order[repeat]] = True
-    band_inf = np.isinf(raw_flux) | np.isinf(raw_err)
-    z_inf = np.isinf(z)
-    finite_flux = np.isfinite(flux)
-    bad_err = finite_flux & ~(np.isfinite(err) & (err > 0))
-    with np.errstate(invalid="ignore"):
-        oob = finite_flux & ((flux < rules.flux_min_ujy) | (flux > rules.flux_max_ujy) | (err > rules.error_max_ujy))
-    observed = finite_flux & np.isfinite(err) & (err > 0)
-    no_bands = ~np.any(np.isfinite(raw_flux), axis=1)
-    few = observed.sum(axis=1) < rules.min_bands
-    with np.errstate(invalid="ignore"):
-        bad_z = np.isfinite(z) & ((z < 0) | (z > rules.redshift_max))
-    missing_z = np.isnan(z) & rules.require_redshift
-
-    checks = [
-        ("null_id", id_null),
-        ("duplicate_id", dup),
-        ("non_finite", band_inf.any(axis=1) | z_inf),
-        ("bad_error", bad_err.any(axis=1)),
-        ("out_of_bounds", oob.any(axis=1)),
-        ("no_bands", no_bands),
-        ("too_few_bands", few),
-        ("bad_redshift", bad_z),
-        ("missing_redshift", missing_z),
-    ]
-    reason_idx = np.full(n, -1, dtype=np.int64)
-    for k, (_, mask) in enumerate(checks):
-        reason_idx[(reason_idx < 0) & mask] = k
-    bad = np.flatnonzero(reason_idx >= 0)
-
-    def message(i: int) -> str:
-        row = f"row {row_offset + i}"
-        sid = "" if id_null[i] else f" (id {ids[i]})"
-        code = checks[reason_idx[i]][0]
-        if code in ("non_finite", "bad_error", "out_of_bounds"):
-            mask = {"non_finite": band_inf, "bad_error": bad_err, "out_of_bounds": oob}[code]
-            hits = np.flatnonzero(mask[i])
-            if hits.size:
-                b = profile.bands[hits[0]]
-                return (f"{row}{sid}: {REASONS[code]}: {b.column}={float(raw_flux[i, hits[0]]):g}, "
-                        f"{b.error}={float(raw_err[i, hits[0]]):g}")
-            return f"{row}{sid}: {REASONS[code]}: {profile.redshift}={float(z[i]):g}"
-        if code == "too_few_bands":
-            return f"{row}{sid}: {int(observed[i].sum())} usable band(s), the workflow needs {rules.min_bands}"
-        if code == "bad_redshift":
-            return f"{row}{sid}: {profile.redshift}={float(z[i]):g} is outside [0, {rules.redshift_max:g}]"
-        return f"{row}{sid}: {REASONS[code]}"
-
+    cols = _read_columns(table, profile)
+    checks = _run_checks(cols, rules, _duplicate_mask(cols, duplicate_rows))
+    bad = np.flatnonzero(checks.reason_idx >= 0)
     quarantine = pa.table(
         {
             "row_index": pa.array(bad, pa.int64()),
-            "source_id": pa.array(ids[bad], pa.int64(), mask=id_null[bad]),
-            "reason": pa.array([checks[reason_idx[i]][0] for i in bad], pa.string()),
-            "message": pa.array([message(int(i)) for i in bad], pa.string()),
+            "source_id": pa.array(cols.ids[bad], pa.int64(), mask=cols.id_null[bad]),
+            "reason": pa.array([checks.named[checks.reason_idx[i]][0] for i in bad], pa.string()),
+            "message": pa.array([_message(int(i), cols, checks, profile, rules, row_offset) for i in bad], pa.string()),
         },
         schema=QUARANTINE_SCHEMA,
     )
-    good = np.flatnonzero(reason_idx < 0)
-    flux_good = np.where(observed[good], flux[good], np.nan)
-    err_good = np.where(observed[good], err[good], np.nan)
+    good = np.flatnonzero(checks.reason_idx < 0)
+    observed = checks.observed[good]
     photometry = Photometry(
-        source_id=ids[good].astype(np.int64),
-        flux=flux_good,
-        error=err_good,
-        redshift=z[good],
+        source_id=cols.ids[good].astype(np.int64),
+        flux=np.where(observed, cols.flux[good], np.nan),
+        error=np.where(observed, cols.err[good], np.nan),
+        redshift=cols.z[good],
         filters=profile.filters(),
         row_index=good.astype(np.int64),
     )
-    counts: dict[str, int] = {}
-    for k, (code, _) in enumerate(checks):
-        c = int(np.count_nonzero(reason_idx == k))
-        if c:
-            counts[code] = c
-    return ValidationOutcome(photometry=photometry, quarantine=quarantine, n_rows=n, reasons=counts)
+    counts = {code: int(np.count_nonzero(checks.reason_idx == k)) for k, (code, _) in enumerate(checks.named)}
+    return ValidationOutcome(photometry=photometry, quarantine=quarantine, n_rows=table.num_rows,
+                             reasons={code: c for code, c in counts.items() if c})

@@ -29,48 +29,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, Mapping
 
+from sedscale.tokens import TokenCounts
 
-@dataclass
-class TokenCounts:
-    """Tokens of one source (or of a whole window), as the server's ``usage`` reported them."""
 
-    prompt: int = 0
-    completion: int = 0
-    cached: int = 0
-    requests: int = 0
-
-    @property
-    def total(self) -> int:
-        """Prompt + completion: the attribution weight."""
-        return self.prompt + self.completion
-
-    def add(self, other: "TokenCounts") -> None:
-        self.prompt += other.prompt
-        self.completion += other.completion
-        self.cached += other.cached
-        self.requests += other.requests
-
-    def minus(self, earlier: "TokenCounts") -> "TokenCounts":
-        return TokenCounts(
-            self.prompt - earlier.prompt,
-            self.completion - earlier.completion,
-            self.cached - earlier.cached,
-            self.requests - earlier.requests,
-        )
-
-    @classmethod
-    def from_usage(cls, usage: Mapping[str, object] | None) -> "TokenCounts":
-        """From an OpenAI-style ``usage`` object (``prompt_tokens_details.cached_tokens`` optional)."""
-        if not usage:
-            return cls(requests=1)
-        details = usage.get("prompt_tokens_details") or {}
-        cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
-        return cls(
-            prompt=int(usage.get("prompt_tokens") or 0),  # type: ignore[call-overload]
-            completion=int(usage.get("completion_tokens") or 0),  # type: ignore[call-overload]
-            cached=int(cached or 0),
-            requests=1,
-        )
+def counts_from_usage(usage: Mapping[str, object] | None) -> TokenCounts:
+    """One request's tokens from an OpenAI-style ``usage`` mapping (the router's parsed reply body;
+    ``prompt_tokens_details.cached_tokens`` optional); a reply without one counts as a request."""
+    if not usage:
+        return TokenCounts(requests=1)
+    details = usage.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
+    return TokenCounts(
+        prompt=int(usage.get("prompt_tokens") or 0),  # type: ignore[call-overload]
+        completion=int(usage.get("completion_tokens") or 0),  # type: ignore[call-overload]
+        cached=int(cached or 0),
+        requests=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -179,7 +153,7 @@ class Accountant:
                     self._busy_total[instance] += self._clock() - since
                 self._busy_since[instance] = None
             if usage is not None:
-                counts = TokenCounts.from_usage(usage)
+                counts = counts_from_usage(usage)
                 self._tokens.add(counts)
                 if source is not None:
                     self._by_source.setdefault(source, TokenCounts()).add(counts)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from sedscale.tokens import TokenCounts
+
 COUNTERS = {
     "prompt_tokens": "vllm:prompt_tokens",
     "generation_tokens": "vllm:generation_tokens",
@@ -65,6 +67,11 @@ class ServerMetrics:
         values = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)}
         values["scraped_at"] = max(self.scraped_at, other.scraped_at)
         return ServerMetrics(**values)
+
+    def tokens(self) -> TokenCounts:
+        """The token counters as the :class:`~sedscale.tokens.TokenCounts` every layer sums."""
+        return TokenCounts(prompt=int(self.prompt_tokens), completion=int(self.generation_tokens),
+                           cached=int(self.prompt_tokens_cached), requests=int(self.requests_finished))
 
     @property
     def prefix_cache_hit_rate(self) -> float:

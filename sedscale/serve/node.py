@@ -8,24 +8,28 @@ node waits on the same lock and connects to it. This works the same under Parsl 
 ``srun``, ``mpiexec`` or no launcher, on Slurm, PBS or a laptop, because it only relies on what
 every node has: a host name and a local ``/tmp``.
 
-Layout under ``root`` (a campaign's ``llm/`` directory, on the shared file system)::
+The caller names the directories (this layer knows no campaign layout): ``run_dir`` is this
+node's service directory (``CampaignPaths.llm_host_dir(host)``, on the shared file system) and
+``stop_file`` the driver's end-of-run request (``CampaignPaths.llm_stop_file``)::
 
-    root/<host>/daemon.json      daemon pid, process start time, state (starting|ready|stopping|stopped|failed)
-    root/<host>/service.json     instance URLs and model (written by LLMService; read by connect())
-    root/<host>/api_key          the service's key (0600)
-    root/<host>/accounting-<start>-<pid>.json  one per daemon (a resume starts a new one): allocated/
-                                 busy device-seconds and /metrics token totals, refreshed
-    root/<host>/clients/<pid>    one file per worker process that uses the service
-    root/<host>/starts.log       one line per daemon start (how tests count services per node)
-    root/<host>/daemon.log       the daemon's own log; vllm-<i>.log beside it
-    root/stop                    written by the driver when a run ends: daemons started before it stop
+    run_dir/daemon.json      daemon pid, process start time, state (starting|ready|stopping|stopped|failed)
+    run_dir/service.json     instance URLs and model (written by LLMService; read by connect())
+    run_dir/api_key          the service's key (0600)
+    run_dir/accounting-<start>-<pid>.json  one per daemon (a resume starts a new one): allocated/
+                             busy device-seconds and /metrics token totals, refreshed
+    run_dir/clients/<pid>    one file per worker process that uses the service (its start time)
+    run_dir/starts.log       one line per daemon start (how tests count services per node)
+    run_dir/daemon.log       the daemon's own log; vllm-<i>.log beside it
 
 The lock lives in node-local ``$TMPDIR`` (flock on parallel file systems is not always enabled,
 and the lock must be per node anyway). The daemon runs in its own session so a worker killed by
-Parsl or the scheduler does not take the shared service with it; it stops when (a) the driver
-writes ``root/stop``, (b) none of its registered client processes has been alive for
-``idle_grace_s`` (the block is gone), or (c) it receives SIGTERM/SIGINT. Where Slurm tracks
-processes by cgroup, the end of the job also ends it.
+Parsl or the scheduler does not take the shared service with it. It stops, and stops its vLLM
+instances, when (a) the driver writes ``stop_file``, (b) none of its client processes has been
+alive for ``idle_grace_s`` — checked from the daemon's first second, during the vLLM start-up
+too, so a service whose workers died (with their driver) exits within ``idle_grace_s`` + ~1 s
+without anyone writing ``stop_file`` — or (c) it receives SIGTERM/SIGINT. The worker that starts
+the daemon registers itself as a client before the daemon starts. Where Slurm tracks processes
+by cgroup, the end of the job also ends it.
 """
 
 from __future__ import annotations
@@ -45,16 +49,24 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
+from sedscale.fsutil import atomic_write
 from sedscale.serve.errors import ServeError
 from sedscale.serve.settings import LLMSettings
+from sedscale.tokens import TokenCounts
+
+if TYPE_CHECKING:
+    from sedscale.serve.metrics import ServerMetrics
+    from sedscale.serve.service import LLMService
 
 log = logging.getLogger("sedscale.serve.node")
 
-DEFAULT_IDLE_GRACE_S = 60.0
+#: Seconds a daemon outlives its last client: with the 1 s poll and the instances' stop this keeps
+#: "a dead campaign's node services are gone within 60 s" (docs/CAMPAIGNS.md, "No orphans").
+DEFAULT_IDLE_GRACE_S = 30.0
+WATCH_INTERVAL_S = 1.0
 ACCOUNTING_EVERY_S = 5.0
-STOP_FILE = "stop"
 
 # ------------------------------------------------------------------------------------ processes
 
@@ -81,11 +93,6 @@ def process_alive(pid: int, start_time: int | None) -> bool:
 # ---------------------------------------------------------------------------------------- files
 
 
-def node_dir(root: Path, host: str | None = None) -> Path:
-    """The directory of one node's service under ``root``."""
-    return Path(root) / (host or socket.gethostname())
-
-
 def _lock_path(run_dir: Path) -> Path:
     digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / f"sedscale-{os.getuid()}"
@@ -94,9 +101,8 @@ def _lock_path(run_dir: Path) -> Path:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    """Replace ``path`` atomically: workers and the driver read these records while they change."""
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -184,24 +190,26 @@ def _register_client(run_dir: Path, pid: int) -> None:
     path = clients / str(pid)
     start = process_start_time(pid)
     if not path.exists() or path.read_text().strip() != str(start):
-        path.write_text(str(start))
+        atomic_write(path, str(start).encode(), sync_dir=False)
 
 
 def ensure_node_service(
     settings: LLMSettings,
-    root: Path,
+    run_dir: Path,
+    stop_file: Path,
     *,
     idle_grace_s: float = DEFAULT_IDLE_GRACE_S,
     python: str | None = None,
 ) -> NodeService:
-    """The node's LLM service under ``root/<host>``, started by this call if none is running.
+    """This node's LLM service in ``run_dir``, started by this call if none is running.
 
     Safe to call from every worker of every task: after the first call in a process it costs a
     ``/proc`` read. Concurrent callers on a node serialize on a node-local lock, so exactly one
-    daemon starts; the others wait for it to be ready and connect. Raises
+    daemon starts; the others wait for it to be ready and connect. ``stop_file`` is where the
+    driver asks every node's service to stop. Raises
     :class:`~sedscale.serve.errors.ServeError` (with the daemon log's tail) if it cannot start.
     """
-    run_dir = node_dir(root)
+    run_dir = Path(run_dir)
     key = str(run_dir)
     cached = _HANDLES.get(key)
     if cached is not None and cached.alive():
@@ -209,6 +217,7 @@ def ensure_node_service(
         return cached
     run_dir.mkdir(parents=True, exist_ok=True)
     with _NodeLock(run_dir):
+        _register_client(run_dir, os.getpid())  # before a start: the new daemon watches us from its first second
         record = _live_daemon(run_dir)
         if record is not None and record.get("state") == "stopping":
             _wait_exit(int(record["pid"]), record.get("start_time"), settings.startup_timeout_s)
@@ -218,8 +227,7 @@ def ensure_node_service(
                 record = _wait_ready(run_dir, None, int(record["pid"]), record.get("start_time"),
                                      settings.startup_timeout_s + 60)
             else:
-                record = _start_daemon(settings, root, run_dir, idle_grace_s, python)
-        _register_client(run_dir, os.getpid())
+                record = _start_daemon(settings, run_dir, stop_file, idle_grace_s, python)
     state = _read_json(run_dir / "service.json") or {}
     handle = NodeService(run_dir, str(state.get("model", settings.served_model_name)), int(record["pid"]),
                          int(record["start_time"]))
@@ -227,7 +235,7 @@ def ensure_node_service(
     return handle
 
 
-def _start_daemon(settings: LLMSettings, root: Path, run_dir: Path, idle_grace_s: float,
+def _start_daemon(settings: LLMSettings, run_dir: Path, stop_file: Path, idle_grace_s: float,
                   python: str | None) -> dict[str, Any]:
     for stale in ("daemon.json", "service.json"):
         (run_dir / stale).unlink(missing_ok=True)
@@ -236,7 +244,7 @@ def _start_daemon(settings: LLMSettings, root: Path, run_dir: Path, idle_grace_s
     with open(run_dir / "daemon.log", "ab") as logf:
         proc = subprocess.Popen(
             [python or sys.executable, "-m", "sedscale.serve.node", "--run-dir", str(run_dir),
-             "--settings", str(settings_file), "--stop-file", str(Path(root) / STOP_FILE),
+             "--settings", str(settings_file), "--stop-file", str(stop_file),
              "--idle-grace-s", str(idle_grace_s)],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
             close_fds=True,
@@ -281,21 +289,22 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def request_stop(root: Path) -> None:
-    """Ask every node's daemon under ``root`` that started before now to stop (end of a run)."""
-    root = Path(root)
-    if root.is_dir():
-        _write_json(root / STOP_FILE, {"at": time.time(), "pid": os.getpid(), "host": socket.gethostname()})
+def request_stop(stop_file: Path) -> None:
+    """Ask every node's daemon that watches ``stop_file`` and started before now to stop (end of a run)."""
+    stop_file = Path(stop_file)
+    if stop_file.parent.is_dir():
+        _write_json(stop_file, {"at": time.time(), "pid": os.getpid(), "host": socket.gethostname()})
 
 
-def wait_stopped(root: Path, timeout_s: float = 60.0) -> list[str]:
-    """Wait until every node daemon under ``root`` has stopped (or died); returns the hosts whose
-    daemon still ran at the deadline. A daemon on another node is judged by its record alone."""
-    root = Path(root)
+def wait_stopped(run_dirs: Iterable[Path], timeout_s: float = 60.0) -> list[str]:
+    """Wait until the daemon of every node directory in ``run_dirs`` has stopped (or died); returns
+    the hosts whose daemon still ran at the deadline. A daemon on another node is judged by its
+    record alone."""
+    record_paths = [Path(d) / "daemon.json" for d in run_dirs]
     deadline = time.monotonic() + timeout_s
     while True:
         running = []
-        for record_path in sorted(root.glob("*/daemon.json")):
+        for record_path in record_paths:
             record = _read_json(record_path)
             if not record or record.get("state") in ("stopped", "failed"):
                 continue
@@ -308,13 +317,11 @@ def wait_stopped(root: Path, timeout_s: float = 60.0) -> list[str]:
         time.sleep(0.25)
 
 
-def services_on_host(root: Path, host: str | None = None) -> list[dict[str, Any]]:
-    """The daemon records of ``host`` under ``root`` that are still alive (for tests and status)."""
-    record = _live_daemon(node_dir(root, host))
-    return [record] if record else []
-
-
 # --------------------------------------------------------------------------------------- daemon
+
+
+class _StartAborted(Exception):
+    """Raised in the daemon's main thread to abandon a vLLM start-up that nobody waits for any more."""
 
 
 class NodeDaemon:
@@ -329,11 +336,15 @@ class NodeDaemon:
         self.ready_at: float | None = None
         self.start_time = process_start_time(os.getpid())
         self._signalled = threading.Event()
-        self._service: Any = None
-        self._metrics_total: dict[str, float] = {}
+        self._starting = False
+        self._start_done = threading.Event()
+        self._stop_reason = "signal"
+        self._last_client_seen = time.monotonic()
+        self._service: LLMService | None = None
+        self._tokens = TokenCounts()  # /metrics token counters summed over scrapes
         # one file per daemon: a resumed campaign's new daemon must not overwrite an earlier run's figures
         self.accounting_file = self.run_dir / f"accounting-{int(self.started_at)}-{os.getpid()}.json"
-        self._last_metrics: Any = None
+        self._last_metrics: ServerMetrics | None = None
 
     def _record(self, state: str, **extra: Any) -> None:
         _write_json(self.run_dir / "daemon.json", {
@@ -341,50 +352,97 @@ class NodeDaemon:
             "started_at": self.started_at, "ready_at": self.ready_at, "updated_at": time.time(), **extra})
 
     def run(self) -> int:
-        from sedscale.serve.service import LLMService
-
+        """Start the service, serve until a stop condition, stop it; the exit code of the daemon."""
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self._signalled.set())
+            signal.signal(sig, self._on_signal)
         self._record("starting")
         with open(self.run_dir / "starts.log", "a") as fh:
             fh.write(f"{self.started_at:.3f} pid={os.getpid()} host={socket.gethostname()}\n")
-        self._service = LLMService(self.settings, run_dir=self.run_dir)
-        try:
-            self._service.start()
-        except BaseException as exc:  # noqa: BLE001 — recorded for the waiting workers
-            self._record("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-            log.exception("LLM service failed to start")
-            return 1
-        self.ready_at = time.time()
-        self._record("ready")
-        log.warning("LLM service ready on %s: %s", socket.gethostname(), self._service.base_urls)
+        not_ready = self._start_service()
+        if not_ready is not None:
+            return not_ready
+        service = self._service
+        assert service is not None
+        log.warning("LLM service ready on %s: %s", socket.gethostname(), service.base_urls)
         reason = "signal"
         try:
             reason = self._watch()
         finally:
             self._record("stopping", reason=reason)
             self._write_accounting()
-            self._service.stop()
+            service.stop()
             self._write_accounting(stopped=True)
             self._record("stopped", reason=reason)
         log.warning("LLM service stopped (%s)", reason)
         return 0
 
+    def _on_signal(self, signum: int, frame: object) -> None:
+        """SIGTERM/SIGINT: abandon a start-up in progress (its instances are stopped), else stop serving."""
+        self._signalled.set()
+        if self._starting:
+            raise _StartAborted(signal.Signals(signum).name)
+
+    def _start_service(self) -> int | None:
+        """Start the instances while a watchdog thread checks the stop conditions; None once ready,
+        else the daemon's exit code (0: abandoned because nobody needs it, 1: failed)."""
+        from sedscale.serve.service import LLMService
+
+        self._service = service = LLMService(self.settings, run_dir=self.run_dir)
+        watchdog = threading.Thread(target=self._watch_start_up, name="sedscale-llm-startup-watch", daemon=True)
+        self._starting = True
+        watchdog.start()
+        try:
+            service.start()
+            self._starting = False
+        except _StartAborted:
+            self._starting = False
+            service.stop()  # start() stopped what it launched; this also covers a signal after it returned
+            self._record("stopped", reason=self._stop_reason)
+            log.warning("LLM service start-up abandoned (%s)", self._stop_reason)
+            return 0
+        except BaseException as exc:  # noqa: BLE001 — recorded for the waiting workers
+            self._starting = False
+            self._record("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            log.exception("LLM service failed to start")
+            return 1
+        finally:
+            self._start_done.set()
+            watchdog.join()
+        self.ready_at = time.time()
+        self._record("ready")
+        return None
+
+    def _watch_start_up(self) -> None:
+        """While vLLM loads (minutes for large weights), stop the start-up once nobody waits for it."""
+        while not self._start_done.wait(WATCH_INTERVAL_S):
+            reason = self._reason_to_stop()
+            if reason is not None:
+                self._stop_reason = reason
+                os.kill(os.getpid(), signal.SIGTERM)  # handled in the main thread: aborts start()
+                return
+
     def _watch(self) -> str:
-        last_client_seen = time.monotonic()
         next_accounting = 0.0
-        while not self._signalled.wait(1.0):
+        while not self._signalled.wait(WATCH_INTERVAL_S):
+            reason = self._reason_to_stop()
+            if reason is not None:
+                return reason
             now = time.monotonic()
-            if self._stop_requested():
-                return "the driver asked every node to stop (end of run)"
-            if self._clients_alive():
-                last_client_seen = now
-            elif now - last_client_seen > self.idle_grace_s:
-                return f"no worker has used the service for {self.idle_grace_s:.0f} s"
             if now >= next_accounting:
                 self._write_accounting()
                 next_accounting = now + ACCOUNTING_EVERY_S
         return "signal"
+
+    def _reason_to_stop(self) -> str | None:
+        """Why the service should stop now: the driver's request, or no live client for the grace."""
+        if self._stop_requested():
+            return "the driver asked every node to stop (end of run)"
+        now = time.monotonic()
+        if self._clients_alive():
+            self._last_client_seen = now
+        elif now - self._last_client_seen > self.idle_grace_s:
+            return f"no worker has used the service for {self.idle_grace_s:.0f} s"
+        return None
 
     def _stop_requested(self) -> bool:
         try:
@@ -409,18 +467,15 @@ class NodeDaemon:
         return alive
 
     def _scrape(self) -> None:
+        """Add the node's token counters since the last scrape (counter resets handled by ``-``)."""
         service = self._service
+        if service is None:
+            return
         try:
             now = service.metrics()
         except Exception:  # noqa: BLE001 — an instance down for a moment loses one sample
             return
-        if self._last_metrics is not None:
-            delta = now - self._last_metrics
-            for name in ("prompt_tokens", "generation_tokens", "prompt_tokens_cached", "requests_finished"):
-                self._metrics_total[name] = self._metrics_total.get(name, 0.0) + getattr(delta, name)
-        else:
-            for name in ("prompt_tokens", "generation_tokens", "prompt_tokens_cached", "requests_finished"):
-                self._metrics_total[name] = getattr(now, name)
+        self._tokens.add((now - self._last_metrics).tokens() if self._last_metrics is not None else now.tokens())
         self._last_metrics = now
 
     def _write_accounting(self, stopped: bool = False) -> None:
@@ -432,7 +487,7 @@ class NodeDaemon:
         now = time.time()
         s = self.settings
         busy_instance_s = float(sum(service.sampled_busy_s()))
-        totals = self._metrics_total
+        tokens = self._tokens
         _write_json(self.accounting_file, {
             "host": socket.gethostname(), "daemon_pid": os.getpid(), "instances": s.instances_per_node,
             "devices_per_instance": s.devices_per_instance, "devices_per_node": s.devices_per_node,
@@ -440,10 +495,8 @@ class NodeDaemon:
             "stopped_at": now if stopped else None,
             "allocated_gpu_s": s.devices_per_node * (now - self.started_at),
             "busy_instance_s": busy_instance_s, "busy_gpu_s": busy_instance_s * s.devices_per_instance,
-            "metrics": {"prompt_tokens": totals.get("prompt_tokens", 0.0),
-                        "generation_tokens": totals.get("generation_tokens", 0.0),
-                        "prompt_tokens_cached": totals.get("prompt_tokens_cached", 0.0),
-                        "requests": totals.get("requests_finished", 0.0)},
+            "metrics": {"prompt_tokens": float(tokens.prompt), "generation_tokens": float(tokens.completion),
+                        "prompt_tokens_cached": float(tokens.cached), "requests": float(tokens.requests)},
         })
 
 

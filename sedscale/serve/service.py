@@ -2,7 +2,7 @@
 
 Typical use (a test, an agent process, or ``sedscale serve``)::
 
-    with LLMService(settings, run_dir=campaign / "llm" / hostname) as service:
+    with LLMService(settings, run_dir=host_dir) as service:   # e.g. CampaignPaths.llm_host_dir(host)
         router = service.router()                 # in the event loop that will use it
         client = router.openai_client()           # openai.AsyncOpenAI over all instances
         reply = await client.chat.completions.create(model=service.model, messages=[...])
@@ -32,6 +32,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from sedscale.fsutil import atomic_write
 from sedscale.serve.accounting import Accountant, AccountingSnapshot
 from sedscale.serve.command import instance_command, instance_env
 from sedscale.serve.errors import ServeError
@@ -255,9 +256,7 @@ class LLMService:
                 for i in self.instances
             ],
         }  # fmt: skip
-        tmp = self.run_dir / "service.json.tmp"
-        tmp.write_text(json.dumps(state, indent=2))
-        os.replace(tmp, self.run_dir / "service.json")
+        atomic_write(self.run_dir / "service.json", json.dumps(state, indent=2).encode())
 
 
 def _resolve_api_key(settings: LLMSettings) -> str | None:

