@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from sedscale.fsutil import atomic_write
 

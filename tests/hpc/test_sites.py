@@ -86,6 +86,8 @@ BAD = [
      "shorter than walltime"),
     ({"scheduler_options": {"partition": None}}, "(top level)", "needs 'partition' or 'constraint'"),
     ({"scheduler": "pbs"}, "(top level)", "needs a queue"),
+    ({"scheduler_options": {"queue": "prod"}}, "scheduler_options.queue", "unknown key"),
+    ({"scheduler_options": {"signal": "soon"}}, "scheduler_options.signal", "SIGNAL@SECONDS"),
     ({"cores_per_node": "many"}, "cores_per_node", "valid integer"),
 ]
 
@@ -132,3 +134,71 @@ def test_malformed_site_submit_fails_before_any_job(tmp_path: Path, no_leftover_
     err = proc.stderr + proc.stdout
     assert "bad-site.yaml" in err and "scheduler_options.walltime" in err and "HH:MM:SS" in err, err[-2000:]
     assert squeue_ids() <= no_leftover_jobs
+
+
+def test_batch_scripts_never_requeue_and_trap_the_warning() -> None:
+    """Rendered scripts (nothing submitted): Slurm --no-requeue and the B: warning with its
+    background-and-wait trap; PBS -r n and no warning (PBS Pro sends none)."""
+    for engine in ("parsl", "dask"):
+        slurm = render_batch_script(load_site("slurm-local").model_copy(update={"engine": engine}))
+        assert "--no-requeue" in slurm and "--signal=B:USR1@60" in slurm, slurm
+        assert "trap 'sedscale_stop USR1' USR1" in slurm and "sedscale_workers &" in slurm
+        assert slurm.index("sedscale_workers &") < slurm.index("wait $SEDSCALE_WORKERS")
+        pbs = render_batch_script(load_site("polaris").model_copy(update={"engine": engine}))
+        assert "-r n" in pbs and "trap" not in pbs
+
+
+LEGACY_SLURM_OPTIONS = {  # scheduler_options as campaign.json stored them before the split by scheduler
+    "account": None, "partition": "debug", "queue": None, "qos": None, "constraint": None,
+    "walltime": "00:15:00", "nodes_per_block": 1, "init_blocks": 1, "min_blocks": 1, "max_blocks": 1,
+    "launcher": "single", "worker_init": "", "venv": None, "mem_per_node_gb": 4, "exclusive": False,
+    "directives": [], "filesystems": None, "select_options": None, "address": "127.0.0.1",
+    "status_poll_s": 3, "strategy_period_s": 2.0, "heartbeat_period_s": 5, "heartbeat_threshold_s": 15,
+    "worker_lifetime": "14m", "worker_lifetime_stagger": "30s", "dask_processes_per_node": None,
+}
+
+
+def test_campaigns_made_before_the_options_split_still_load() -> None:
+    from sedscale.engines.schedulers import LocalOptions, SlurmOptions
+    from sedscale.engines.site import site_from_dict
+
+    slurm = site_from_dict({"name": "old", "scheduler": "slurm", "scheduler_options": LEGACY_SLURM_OPTIONS}, "old")
+    assert isinstance(slurm.scheduler_options, SlurmOptions) and slurm.scheduler_options.partition == "debug"
+    local = site_from_dict({"name": "old-local", "scheduler": "local", "scheduler_options": LEGACY_SLURM_OPTIONS},
+                           "old")
+    assert isinstance(local.scheduler_options, LocalOptions)
+    with pytest.raises(ConfigError, match="scheduler_options.queue: unknown key"):
+        site_from_dict({"name": "x", "scheduler": "slurm",
+                        "scheduler_options": LEGACY_SLURM_OPTIONS | {"queue": "prod"}}, "x")
+
+
+def test_scheduler_state_tables_share_one_vocabulary() -> None:
+    from sedscale.engines.schedulers import JobState, batch_scheduler
+
+    slurm, pbs = batch_scheduler("slurm"), batch_scheduler("pbs")
+    assert {c for c in slurm.states if slurm.state(c).live} == {"PD", "CF", "RQ", "R", "RS", "S"}
+    assert {c for c in pbs.states if pbs.state(c).live} == {"Q", "W", "R", "H"}
+    assert slurm.state("CA") is JobState.CANCELLED and pbs.state("F") is JobState.COMPLETED
+    assert slurm.state("??") is JobState.UNKNOWN and not JobState.UNKNOWN.live
+    assert pbs.parse_status('{"Jobs": {"12.pbs01": {"job_state": "R"}}}') == [("12.pbs01", "R"), ("12", "R")]
+
+
+@pytest.mark.parametrize("project,expect", [(None, "SEDSCALE_PROJECT"), ("ast000", "venv")])
+def test_submit_checks_the_site_before_creating_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         project: str | None, expect: str) -> None:
+    """``submit --site frontier`` with the project unset (or a venv that does not exist) fails
+    before the campaign directory exists, so a corrected rerun is not refused."""
+    import shutil
+
+    if project is None:
+        monkeypatch.delenv("SEDSCALE_PROJECT", raising=False)
+    else:
+        if shutil.which("sbatch") is None:
+            pytest.skip("the venv is checked after the Slurm tools, which this machine lacks")
+        monkeypatch.setenv("SEDSCALE_PROJECT", project)
+    catalog = Path(__file__).resolve().parents[2] / "examples" / "euclid_mock_2k.parquet"
+    proc = sedscale("submit", str(catalog), "--site", "frontier", "--campaign", str(tmp_path / "camp"), cwd=tmp_path)
+    err = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and expect in err, err[-2000:]
+    assert "partitions" not in err, "a progress bar was drawn before the site check failed"
+    assert not (tmp_path / "camp").exists()
