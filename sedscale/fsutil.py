@@ -32,8 +32,11 @@ def write_temp(data: bytes, tmp_dir: Path, tag: str) -> Path:
             written = os.write(fd, view)
             view = view[written:]
         os.fsync(fd)
-    finally:
+    except BaseException:  # ENOSPC / EDQUOT / interrupt: leave no half-written temporary behind
         os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     return tmp
 
 

@@ -71,9 +71,13 @@ def test_missing_band_weighs_zero(problem, fused, monkeypatch):
     with_nan = fit_single_redshift(obs, err, flux, table, options=opts)
     keep = [0, 1, 3, 4, 5, 6, 7]
     dropped = fit_single_redshift(obs[:, keep], err[:, keep], flux[:, keep], table, options=opts)
-    np.testing.assert_allclose(with_nan.chi2_best, dropped.chi2_best, rtol=1e-6, atol=1e-6)
+    # The fused kernel sums bands in a fixed order, so a zero-weight band changes nothing; the array
+    # path's float32 GEMM blocks an 8- and a 7-band sum differently (OpenBLAS picks its micro-kernel
+    # by K and CPU), which moves float32 sums by a few ulp (~5e-6 measured on this CPU class).
+    tol = 1e-6 if fused else 2e-5
+    np.testing.assert_allclose(with_nan.chi2_best, dropped.chi2_best, rtol=tol, atol=tol)
     for name in ("age", "logmstar"):
-        np.testing.assert_allclose(with_nan.estimates[name][0], dropped.estimates[name][0], atol=1e-6)
+        np.testing.assert_allclose(with_nan.estimates[name][0], dropped.estimates[name][0], atol=tol)
     assert np.all(np.isnan(with_nan.residual_sigma[:, 2]))
     np.testing.assert_array_equal(with_nan.n_bands, np.sum(np.isfinite(obs[:, keep]), axis=1))
 
