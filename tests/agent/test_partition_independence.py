@@ -58,9 +58,11 @@ FitFn = Callable[..., Any]
 
 
 def _run_grouped(phot: Photometry, cfg: FitConfig, fit: FitFn, n_groups: int, order: int,
-                 cache_dir: Path | None = None, kb: KnowledgeBase | None = None) -> dict[int, Record]:
+                 cache_dir: Path | None = None, kb: KnowledgeBase | None = None,
+                 **loop_options: Any) -> dict[int, Record]:
     """The sources shuffled (by ``order``), split into ``n_groups`` partitions run in turn, each
-    with its own triage fit and ``run_agent`` call; the per-source records of all of them."""
+    with its own triage fit and ``run_agent`` call; the per-source records of all of them.
+    ``loop_options`` go to ``run_agent`` (e.g. the pipelined loop and its ``fit_group`` cap)."""
     rng = np.random.default_rng(order)
     rows = rng.permutation(len(phot))
     knowledge = kb or KnowledgeBase()
@@ -71,7 +73,7 @@ def _run_grouped(phot: Photometry, cfg: FitConfig, fit: FitFn, n_groups: int, or
         sub = phot.take(np.sort(groups[g]) if order % 2 else groups[g])
         triage = fit(sub, cfg, photoz=False, cache_dir=cache_dir)
         out = run_agent(sub, triage, cfg, policy, partition_id=part, budgets=BUDGETS, knowledge=knowledge,
-                        seed=SEED, fit=fit, cache_dir=cache_dir)
+                        seed=SEED, fit=fit, cache_dir=cache_dir, **loop_options)
         # a careless caller merges the delta into the very base the policy was made with: no leak
         knowledge.rules.update(KnowledgeBase.merge(knowledge, out.knowledge_delta).rules)
         recs.update(_records(out))
@@ -103,6 +105,7 @@ def test_fake_fitter_results_do_not_depend_on_partitioning_order_or_neighbours()
     assert len({tuple(r["history"]) for r in whole.values() if r["entered"]}) > 3  # explore varied the choices
     for n_groups, order in ((7, 1), (50, 2), (7, 3)):
         _assert_same(whole, _run_grouped(phot, cfg, FakeFitter(), n_groups, order))
+    _assert_same(whole, _run_grouped(phot, cfg, FakeFitter(), 1, 5, overlap=True, fit_group=3))
     probe = phot.source_id[::5]
     renamed = _run_grouped(_renamed_neighbours(phot, probe), cfg, FakeFitter(), 7, order=4)
     _assert_same(whole, renamed, probe.tolist())
@@ -141,5 +144,5 @@ def test_real_fitter_results_do_not_depend_on_partitioning_order_or_neighbours(s
         _assert_same(whole, _run_grouped(phot, cfg, fit_photometry, n_groups, order, cache_dir=sedscale_cache_dir))
     probe = phot.source_id[::6]
     renamed = _run_grouped(_renamed_neighbours(phot, probe), cfg, fit_photometry, 7, order=3,
-                           cache_dir=sedscale_cache_dir)
+                           cache_dir=sedscale_cache_dir, overlap=True, fit_group=2)  # pipelined, small fit calls
     _assert_same(whole, renamed, probe.tolist())
