@@ -12,7 +12,7 @@ from sedscale.serve.instances import InstanceState
 from sedscale.serve.service import LLMService
 from sedscale.testing.llm import tiny_llm_settings
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]  # starts vLLM
 
 N_REQUESTS = 200
 KILL_AFTER = 40

@@ -13,7 +13,7 @@ import pytest
 
 from sedscale.serve.service import LLMService, connect
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]  # starts vLLM
 
 # Every string and number bounded: a random model cannot produce an invalid or endless reply.
 ACTION_SCHEMA = {
