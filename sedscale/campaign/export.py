@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from sedscale.campaign.attribution import GpuAttribution, build_attribution
-from sedscale.fsutil import fsync_dir
+from sedscale.fsutil import atomic_output
 from sedscale.campaign.manifest import partition_sizes
 from sedscale.campaign.meta import read_meta
 from sedscale.campaign.paths import CampaignPaths
@@ -49,9 +49,8 @@ def export_campaign(root: str | Path, out: str | Path, *, verify: str = "checksu
     reader = ResultsReader(paths.results_zarr)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
     rows = 0
-    with pq.ParquetWriter(tmp, RESULTS_SCHEMA) as writer:
+    with atomic_output(out) as tmp, pq.ParquetWriter(tmp, RESULTS_SCHEMA) as writer:
         for pid in range(meta.n_partitions):
             marker = plan.markers[pid]
             if marker.n_rows != sizes[pid]:
@@ -60,6 +59,4 @@ def export_campaign(root: str | Path, out: str | Path, *, verify: str = "checksu
             if table.num_rows:
                 writer.write_table(table)
             rows += table.num_rows
-    tmp.replace(out)
-    fsync_dir(out.parent)
     return rows
