@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from sedscale.agent import KnowledgeBase
 from sedscale.agent.endpoint import LLMEndpoint
-from sedscale.campaign import _testhooks
+from sedscale import _testhooks
 from sedscale.campaign.commit import commit_partition
 from sedscale.campaign.manifest import manifest_row
 from sedscale.campaign.meta import CampaignMeta, read_meta

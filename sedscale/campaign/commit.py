@@ -27,7 +27,7 @@ from typing import Callable, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sedscale.campaign import _testhooks
+from sedscale import _testhooks
 from sedscale.fsutil import atomic_write, fsync_dir, unlink_durable, write_temp
 from sedscale.campaign.paths import DATA_ARRAYS, CampaignPaths
 from sedscale.campaign.state import DoneMarker, FileCheck, MarkerKind, crc32_bytes

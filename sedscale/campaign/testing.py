@@ -16,7 +16,7 @@ from typing import Any, Optional
 import numpy as np
 import pyarrow as pa
 
-from sedscale.campaign import _testhooks
+from sedscale import _testhooks
 from sedscale.campaign.commit import commit_partition
 from sedscale.campaign.create import create_from_manifest
 from sedscale.campaign.manifest import manifest_row, synthetic_manifest

@@ -5,7 +5,7 @@ system), survives crashes and fills up like any other. A file cut short by a kil
 a bad sector must never be read into a fit — a wrong grid gives wrong masses with nothing to show
 for it — so every file carries the sha256 of its arrays, checked on each read; a file that fails
 is removed (with a warning naming it) and the caller rebuilds the grid. Files are written through
-:func:`sedscale.fsutil.atomic_write` (temporary + fsync + rename), so two workers writing the
+:mod:`sedscale.fsutil` (temporary + fsync + rename), so two workers writing the
 same entry at once each replace it with a complete file, and a reader sees one whole file or
 the other. A write that fails (ENOSPC, EDQUOT, …) raises :class:`GridCacheWriteError` naming
 the file and leaves no partial file behind.
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sedscale.fsutil import atomic_write, unlink_durable
+from sedscale import _testhooks
+from sedscale.fsutil import fsync_dir, unlink_durable, write_temp
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,10 @@ def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         private = Path(tempfile.mkdtemp(dir=path.parent, prefix=".writing-"))
-        atomic_write(path, buf, tmp_dir=private)
+        tmp = write_temp(buf, private, path.name)
+        _testhooks.in_grid_write()  # inert unless a crash test sets it
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
     except OSError as exc:
         code = exc.errno if exc.errno is not None else errno.EIO
         hint = " (free space or raise the quota, then resume)" if code in (errno.ENOSPC, errno.EDQUOT) else ""

@@ -3,7 +3,7 @@ kill a worker once, resume after each; the final export equals an uninterrupted 
 
 The driver is ``python -m sedscale resume DIR`` in its own session; the campaign is synthetic
 (deterministic results, no SED layer) so the test isolates commit / resume / engine behaviour.
-Test hooks (``sedscale.campaign._testhooks``) pause inside commits and tasks so those moments
+Test hooks (``sedscale._testhooks``) pause inside commits and tasks so those moments
 are reachable.
 """
 
