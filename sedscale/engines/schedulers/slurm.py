@@ -49,7 +49,7 @@ class SlurmOptions(BatchOptions):
     def warning_signal(self) -> Optional[str]:
         return self.signal.split("@", 1)[0] if self.signal else None
 
-    def sbatch_options(self, shape: NodeShape) -> list[str]:
+    def sbatch_options(self) -> list[str]:
         """``sbatch`` options sedscale adds to the site's own directives (without ``#SBATCH``)."""
         extra = [NO_REQUEUE]
         if self.signal:
@@ -87,7 +87,7 @@ class SlurmScheduler(BatchScheduler):
             directives.append(f"#SBATCH --qos={o.qos}")
         if shape.gpus_per_node:
             directives.append(f"#SBATCH --gpus-per-node={shape.gpus_per_node}")
-        directives.extend(f"#SBATCH {opt}" for opt in o.sbatch_options(shape))
+        directives.extend(f"#SBATCH {opt}" for opt in o.sbatch_options())
         cls = configurable_provider(SlurmProvider, poll_s=o.status_poll_s, dry_run=dry_run)
         return cls(partition=o.partition, account=args.account, constraint=o.constraint,
                    mem_per_node=None if o.exclusive else o.mem_per_node_gb, exclusive=o.exclusive,
@@ -111,7 +111,7 @@ class SlurmScheduler(BatchScheduler):
             extra.append("--exclusive")
         if shape.gpus_per_node:
             extra.append(f"--gpus-per-node={shape.gpus_per_node}")
-        extra.extend(o.sbatch_options(shape))
+        extra.extend(o.sbatch_options())
         kw: dict[str, object] = {"queue": o.partition, "job_extra_directives": extra}
         if o.exclusive:  # whole nodes: --mem only sizes the Dask workers' memory limits
             kw["job_directives_skip"] = ["--mem"]
