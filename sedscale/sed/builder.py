@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from sedscale.sed import cosmology, wavegrid
 from sedscale.sed.agn import agn_spectrum
@@ -268,7 +269,7 @@ def _prepare(config: FitConfig) -> dict[str, Any]:
     return out
 
 
-def build_arrays(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray) -> dict[str, Any]:
+def build_arrays(config: FitConfig, filters: Sequence[str], redshifts: npt.ArrayLike) -> dict[str, Any]:
     """Fluxes (Z, M, B), validity (Z, M) and per-model quantities of ``config`` at ``redshifts``."""
     filters = tuple(filters)
     zs = np.asarray(redshifts, dtype=np.float64).reshape(-1)
@@ -305,7 +306,7 @@ def build_arrays(config: FitConfig, filters: Sequence[str], redshifts: np.ndarra
         flux[iz] = full.reshape(n_models, n_b)
 
     # --- per-model quantities -------------------------------------------------------------------
-    def spread(values: np.ndarray, dim: int) -> np.ndarray:
+    def spread(values: npt.ArrayLike, dim: int) -> np.ndarray:
         """Broadcast a per-dimension array to (M,) in the grid's model order."""
         shp = [1] * len(shape)
         shp[dim] = shape[dim]

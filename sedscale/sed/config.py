@@ -15,13 +15,18 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sedscale.errors import ConfigError
 
 SCHEMA_VERSION = 1  # bump when the meaning of a field changes; part of the hash
+
+#: The star-formation history families and attenuation laws a configuration may name (the
+#: agent's action schema offers the same sets).
+SFHFamilyName = Literal["delayed", "exponential", "constant", "delayed_burst"]
+DustLawName = Literal["calzetti", "modified_starburst", "smc"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,7 @@ class SFHConfig(_Section):
     """
 
     _section = "sfh"
-    family: Literal["delayed", "exponential", "constant", "delayed_burst"] = "delayed"
+    family: SFHFamilyName = "delayed"
     age: list[float] = Field(default_factory=lambda: [0.1, 0.3, 0.6, 1.0, 2.0, 3.0, 5.0, 8.0, 11.0])
     tau: list[float] = Field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0])
     burst_age: list[float] = Field(default_factory=lambda: [20.0])
@@ -126,7 +131,7 @@ class DustAttenuationConfig(_Section):
 
     _section = "dust_attenuation"
     enabled: bool = True
-    law: Literal["calzetti", "modified_starburst", "smc"] = "calzetti"
+    law: DustLawName = "calzetti"
     av: list[float] = Field(default_factory=lambda: [0.0, 0.15, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0])
     delta: list[float] = Field(default_factory=lambda: [0.0])
     bump: list[float] = Field(default_factory=lambda: [0.0])
@@ -248,7 +253,7 @@ class FitConfig(BaseModel):
         lives outside the model's fields, so equality and dumps ignore it.)"""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
-    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> "FitConfig":
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """pydantic's copy, without the cached :attr:`digest` (an ``update`` changes the content)."""
         copy = super().model_copy(update=update, deep=deep)
         copy.__dict__.pop("digest", None)

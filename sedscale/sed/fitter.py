@@ -40,13 +40,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Sequence
+from typing import Any, Sequence, TypeAlias
 
 import numpy as np
 
 from sedscale.sed.estimates import ModelTable, Moments, accumulate
 from sedscale.sed.kernel_numba import HAVE_NUMBA, FusedState, pilot_block
 from sedscale.sed.screen import screen_block
+
+#: An array of the backend module ``xp`` (numpy, or cupy on a GPU): no static type spans both.
+XpArray: TypeAlias = Any
 
 #: Added to every C = Σ w m² so a model that is zero in every observed band gives q = 0, not NaN.
 _TINY = 1e-30
@@ -110,7 +113,7 @@ class ModelSet:
     def n_models(self) -> int:
         return int(self.lin64.shape[0])
 
-    def transposed32(self, xp: ModuleType = np) -> tuple[object, object]:
+    def transposed32(self, xp: ModuleType = np) -> tuple[XpArray, XpArray]:
         """float32, transposed (K, M), contiguous features for the GEMMs (cached per backend)."""
         cache = self.__dict__.setdefault("_t32", {})
         key = getattr(xp, "__name__", str(id(xp)))
@@ -222,8 +225,8 @@ class _Features:
     const: np.ndarray  # χ²_eff = const − q
     fsum: np.ndarray  # Σ w f² (scale of float32 rounding)
     log_u: np.ndarray
-    lin32: object = None
-    quad32: object = None
+    lin32: XpArray = None
+    quad32: XpArray = None
 
 
 def _features(obs: Observations, block: Block, rows: slice, xp: ModuleType) -> _Features:
@@ -329,13 +332,17 @@ def run_kernel(obs: Observations, blocks: Sequence[Block], table: ModelTable,
         rs = slice(r0, min(r0 + group, n_src))
         n = rs.stop - rs.start
         feats = [_features(obs, b, rs, xp) for b in blocks]
-        best = None if fused else _pilot(blocks, feats, options.pilot_fraction, n)
         fmax = np.max(np.stack([ft.fsum for ft in feats]), axis=0)
         margin = 2e-5 * fmax + 1e-3
         exact_rows = fmax > options.exact_fsum
-        run = _group_fused if fused else _group_array
-        mom, bcol, bs, n_good, pairs = run(blocks, feats, table, options, xp, n, best, margin,
-                                           exact_rows, offsets, block_of, tables)
+        if fused:
+            out = _group_fused(blocks, feats, table, options, xp, n, None, margin, exact_rows,
+                               offsets, block_of, tables)
+        else:
+            best = _pilot(blocks, feats, options.pilot_fraction, n)
+            out = _group_array(blocks, feats, table, options, xp, n, best, margin, exact_rows,
+                               offsets, block_of, tables)
+        mom, bcol, bs, n_good, pairs = out
         n_pairs += pairs
         parts.append(_finish(obs, blocks, rs, mom, table, options, bcol, bs, offsets, block_of,
                              n_good))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from sedscale.sed import builder
 from sedscale.sed.builder import build_arrays
 from sedscale.sed.config import FitConfig
 
-CONFIGS = {
+CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
     "1e4": {"sfh": {"tau": [0.05, 0.1, 0.3, 0.6, 1.0, 2.0, 3.0, 5.0, 10.0]},
             "stellar": {"metallicity": [0.02, 0.2, 0.4, 1.0, 2.5]},

@@ -56,7 +56,7 @@ def cache_key(source: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-class KernelCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):  # type: ignore[misc]
+class KernelCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
     """numba cache locator for sedscale's kernel: ``cache_root()/<cache_key(source)>``."""
 
     def __init__(self, py_func: Callable[..., object], py_file: str) -> None:
@@ -68,13 +68,13 @@ class KernelCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):  # type:
         return self._cache_path
 
 
-class _KernelCacheImpl(CompileResultCacheImpl):  # type: ignore[misc]
+class _KernelCacheImpl(CompileResultCacheImpl):
     # numba's own locators only when ours is unusable (an unwritable cache root): the bits do not
     # depend on compile vs load, so sharing a directory then costs recompiles, not results
     _locator_classes = [KernelCacheLocator, *CacheImpl._locator_classes]
 
 
-class _KernelFunctionCache(FunctionCache):  # type: ignore[misc]
+class _KernelFunctionCache(FunctionCache):
     _impl_class = _KernelCacheImpl
 
 

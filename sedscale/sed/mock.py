@@ -33,7 +33,7 @@ Hard classes (``hard_fraction`` of the sources, in equal shares):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, Sequence, TypeGuard
 
 import numpy as np
 
@@ -46,7 +46,8 @@ from sedscale.sed.models import SourceParams, model_photometry
 #: the Euclid ground complement (UNIONS/DES/LSST). Roman HLWAS (Roman Observations Time
 #: Allocation Committee 2025 definition, approx.): 26.5 in F106/F129/F158, 26.0 in F184/F213,
 #: plus LSST 10-year ugrizy where the survey overlaps Rubin.
-DEPTHS_5SIGMA: dict[str, dict[str, float]] = {
+Survey = Literal["euclid", "roman"]
+DEPTHS_5SIGMA: dict[Survey, dict[str, float]] = {
     "euclid": {
         "euclid_vis": 26.2, "euclid_y": 24.3, "euclid_j": 24.3, "euclid_h": 24.3,
         "lsst_u": 24.2, "lsst_g": 25.3, "lsst_r": 25.1, "lsst_i": 24.6, "lsst_z": 24.0,
@@ -56,14 +57,19 @@ DEPTHS_5SIGMA: dict[str, dict[str, float]] = {
         "lsst_u": 25.6, "lsst_g": 26.9, "lsst_r": 26.9, "lsst_i": 26.4, "lsst_z": 25.6, "lsst_y": 24.8,
     },
 }
-SPACE_BANDS = {"euclid": EUCLID_BANDS, "roman": ("roman_f106", "roman_f129", "roman_f158", "roman_f184", "roman_f213")}
-MEDIAN_Z = {"euclid": 0.9, "roman": 1.3}
+SPACE_BANDS: dict[Survey, tuple[str, ...]] = {"euclid": EUCLID_BANDS, "roman": ("roman_f106", "roman_f129", "roman_f158", "roman_f184", "roman_f213")}
+MEDIAN_Z: dict[Survey, float] = {"euclid": 0.9, "roman": 1.3}
 HARD_CLASSES = ("agn", "strong_lines", "very_dusty", "lrd")
 #: Redshift range of the "little red dots" (uniform): see the module docstring.
 LRD_Z = (3.0, 8.0)
 
 
-def survey_bands(survey: str, ground: bool = True) -> tuple[str, ...]:
+def is_survey(name: str) -> TypeGuard[Survey]:
+    """Whether ``name`` is a survey the mock knows (narrows a command-line string)."""
+    return name in DEPTHS_5SIGMA
+
+
+def survey_bands(survey: Survey, ground: bool = True) -> tuple[str, ...]:
     """The mock's bands: the survey's own, plus the ground optical bands when ``ground``."""
     depths = DEPTHS_5SIGMA[survey]
     return tuple(b for b in depths if ground or b in SPACE_BANDS[survey])
@@ -95,7 +101,7 @@ def _smail_z(rng: np.random.Generator, n: int, median: float) -> np.ndarray:
     return z
 
 
-def draw_truth(survey: str, n: int, rng: np.random.Generator, hard_fraction: float, cosmo: str,
+def draw_truth(survey: Survey, n: int, rng: np.random.Generator, hard_fraction: float, cosmo: str,
                hard_classes: Sequence[str] = HARD_CLASSES) -> Truth:
     """Draw the parameters of ``n`` sources (see the module docstring for the distributions)."""
     klass = np.full(n, "normal", dtype=object)
@@ -148,7 +154,7 @@ def draw_truth(survey: str, n: int, rng: np.random.Generator, hard_fraction: flo
 
 
 def make_mock(
-    survey: Literal["euclid", "roman"],
+    survey: Survey,
     n: int,
     seed: int,
     hard_fraction: float = 0.0,

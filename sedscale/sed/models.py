@@ -10,7 +10,7 @@ snapped redshift is returned and is the model's true redshift.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -42,6 +42,19 @@ class SourceParams:
     av_agn: np.ndarray | None = None
     law: str = "calzetti"
     dust_emission: tuple[float, float, float] = (1.0, 2.5, 0.01)  # umin, qpah, gamma
+
+    def take(self, idx: np.ndarray) -> SourceParams:
+        """The sources ``idx``: every per-source array sliced, the law and dust emission shared."""
+
+        def rows(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[idx]
+
+        return replace(
+            self, z=self.z[idx], age=self.age[idx], tau=self.tau[idx], metallicity=self.metallicity[idx],
+            av=self.av[idx], logu=self.logu[idx], burst_age=rows(self.burst_age),
+            burst_fraction=rows(self.burst_fraction), young_factor=rows(self.young_factor),
+            frac_agn=rows(self.frac_agn), av_agn=rows(self.av_agn),
+        )
 
     def filled(self, name: str, default: float) -> np.ndarray:
         value = getattr(self, name)
@@ -127,7 +140,7 @@ def model_photometry(
     last: tuple[float, np.ndarray] | None = None
     for start in range(0, z.size, chunk):  # chunks of sources bound memory, not per model
         idx = order[start : start + chunk]
-        sub = SourceParams(**{k: (v[idx] if isinstance(v, np.ndarray) else v) for k, v in p.__dict__.items()})
+        sub = p.take(idx)
         spec, ex = rest_frame_spectra(sub)
         for k, v in ex.items():
             extras.setdefault(k, np.empty(z.size))[idx] = v

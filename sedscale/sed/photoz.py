@@ -161,7 +161,7 @@ def summarize_pz(block_prob: np.ndarray, redshifts: np.ndarray) -> PzSummary:
         return out
 
     bad = ~np.isfinite(tot[:, 0]) | (tot[:, 0] <= 0)
-    res = [z_best, z_mean, quantile(0.5), quantile(0.16), quantile(0.84)]
-    for r in res:
+    z_median, z_lo68, z_hi68 = quantile(0.5), quantile(0.16), quantile(0.84)
+    for r in (z_best, z_mean, z_median, z_lo68, z_hi68):
         r[bad] = np.nan
-    return PzSummary(*res, pz=p)
+    return PzSummary(z_best, z_mean, z_median, z_lo68, z_hi68, pz=p)

@@ -20,8 +20,9 @@ from sedscale.sed.config import SFHConfig
 from sedscale.sed.ssp import AGE_CENTRES_YR, AGE_EDGES_YR
 
 
-def _cumulative_mass(family: str, t: np.ndarray, tau: float) -> np.ndarray:
-    """Mass formed between onset and time ``t`` (yr) for unit SFR normalisation."""
+def _cumulative_mass(family: str, t: np.ndarray, tau: float | np.ndarray) -> np.ndarray:
+    """Mass formed between onset and time ``t`` (yr) for unit SFR normalisation (``tau`` a
+    scalar, or an array broadcasting against ``t``)."""
     t = np.maximum(t, 0.0)
     if family == "constant":
         return t

@@ -159,7 +159,9 @@ def _write_model(out: Path) -> None:
     generator_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(0)
-        model = LlamaForCausalLM(config).to(torch.bfloat16)
+        # transformers decorates ``PreTrainedModel.to`` with functools.wraps, whose typeshed type
+        # does not bind ``self`` on an instance (mypy then wants the model as the first argument)
+        model = LlamaForCausalLM(config).to(torch.bfloat16)  # type: ignore[arg-type]
     finally:
         torch.random.set_rng_state(generator_state)
     model.save_pretrained(str(out), safe_serialization=True)
