@@ -32,6 +32,11 @@ from typing import Callable, Hashable, Mapping
 from sedscale.tokens import TokenCounts
 
 
+def _count(value: object) -> int:
+    """A token count of a parsed JSON reply (a number, or a numeric string), 0 when absent."""
+    return int(value) if value and isinstance(value, (int, float, str)) else 0
+
+
 def counts_from_usage(usage: Mapping[str, object] | None) -> TokenCounts:
     """One request's tokens from an OpenAI-style ``usage`` mapping (the router's parsed reply body;
     ``prompt_tokens_details.cached_tokens`` optional); a reply without one counts as a request."""
@@ -40,9 +45,9 @@ def counts_from_usage(usage: Mapping[str, object] | None) -> TokenCounts:
     details = usage.get("prompt_tokens_details") or {}
     cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
     return TokenCounts(
-        prompt=int(usage.get("prompt_tokens") or 0),  # type: ignore[call-overload]
-        completion=int(usage.get("completion_tokens") or 0),  # type: ignore[call-overload]
-        cached=int(cached or 0),
+        prompt=_count(usage.get("prompt_tokens")),
+        completion=_count(usage.get("completion_tokens")),
+        cached=_count(cached),
         requests=1,
     )
 

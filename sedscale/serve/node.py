@@ -57,7 +57,10 @@ from sedscale.serve.settings import LLMSettings
 from sedscale.tokens import TokenCounts
 
 if TYPE_CHECKING:
+    import openai
+
     from sedscale.serve.metrics import ServerMetrics
+    from sedscale.serve.router import Router
     from sedscale.serve.service import LLMService
 
 log = logging.getLogger("sedscale.serve.node")
@@ -107,9 +110,10 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None  # a record is always an object
 
 
 class _NodeLock:
@@ -147,27 +151,18 @@ class NodeService:
         """The daemon still runs (the same process, not a reused pid)."""
         return process_alive(self.daemon_pid, self.daemon_start_time)
 
-    def router(self, **kwargs: Any) -> Any:
+    def router(self, **kwargs: Any) -> Router:
         """A :class:`~sedscale.serve.router.Router` over the node's instances (one per event loop)."""
         from sedscale.serve.service import connect
 
         return connect(self.run_dir, **kwargs)
 
-    def openai_client(self) -> Any:
+    def openai_client(self) -> openai.AsyncOpenAI:
         """An ``openai.AsyncOpenAI`` routed over the node's instances; closing it closes the router.
 
         Call it inside the event loop that will use it (``LLMPolicy(client_factory=...)`` does).
         """
-        router = self.router()
-        client = router.openai_client()
-        close_client = client.close
-
-        async def close() -> None:
-            await close_client()
-            await router.aclose()
-
-        client.close = close  # type: ignore[method-assign]
-        return client
+        return self.router().openai_client(owns_router=True)
 
 
 _HANDLES: dict[str, NodeService] = {}
@@ -252,7 +247,7 @@ def _start_daemon(settings: LLMSettings, run_dir: Path, stop_file: Path, idle_gr
     return _wait_ready(run_dir, proc, proc.pid, None, settings.startup_timeout_s + 60)
 
 
-def _wait_ready(run_dir: Path, proc: subprocess.Popen | None, pid: int, start_time: int | None,
+def _wait_ready(run_dir: Path, proc: subprocess.Popen[bytes] | None, pid: int, start_time: int | None,
                 timeout_s: float) -> dict[str, Any]:
     """Poll ``daemon.json`` until the daemon ``pid`` says ready (or fails, exits, or times out)."""
     deadline = time.monotonic() + timeout_s

@@ -196,18 +196,27 @@ class Router:
 
     # -- OpenAI SDK -------------------------------------------------------------------------------
 
-    def transport(self) -> "RouterTransport":
-        """An httpx transport that sends every request through this router."""
-        return RouterTransport(self)
+    def transport(self, *, owns_router: bool = False) -> "RouterTransport":
+        """An httpx transport that sends every request through this router (closing it closes the
+        router too when ``owns_router``)."""
+        return RouterTransport(self, owns_router=owns_router)
 
-    def openai_client(self, **kwargs: Any) -> "openai.AsyncOpenAI":
-        """An ``openai.AsyncOpenAI`` routed over the node's instances (retries left to the router)."""
+    def openai_client(self, *, owns_router: bool = False, **kwargs: Any) -> "openai.AsyncOpenAI":
+        """An ``openai.AsyncOpenAI`` routed over the node's instances (retries left to the router).
+
+        With ``owns_router`` closing the client closes this router as well: for a router made
+        only to serve that one client.
+        """
         import openai
 
-        http_client = httpx.AsyncClient(transport=self.transport(), timeout=self._client.timeout)
+        http_client = httpx.AsyncClient(transport=self.transport(owns_router=owns_router), timeout=self._client.timeout)
         kwargs.setdefault("max_retries", 0)
         return openai.AsyncOpenAI(
-            base_url="http://sedscale-router/v1", api_key=self.api_key or "none", http_client=http_client, **kwargs
+            base_url="http://sedscale-router/v1", api_key=self.api_key or "none",
+            # openai types its client against its vendored ``httpx2``; an ``httpx.AsyncClient`` has
+            # the same interface and openai only calls it (no isinstance check), so this is sound
+            http_client=http_client,  # type: ignore[arg-type]
+            **kwargs,
         )
 
     # -- state ------------------------------------------------------------------------------------
@@ -247,8 +256,14 @@ class RouterTransport(httpx.AsyncBaseTransport):
     ``X-Sedscale-Source`` header, if present, becomes the accounting label and is not forwarded.
     """
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, *, owns_router: bool = False) -> None:
         self.router = router
+        self.owns_router = owns_router
+
+    async def aclose(self) -> None:
+        """Called when the httpx client closes: the router goes with it when the client owns it."""
+        if self.owns_router:
+            await self.router.aclose()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()

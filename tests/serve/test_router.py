@@ -141,3 +141,21 @@ def test_openai_client_goes_through_the_router_with_key_and_source() -> None:
     assert seen[0].headers["authorization"] == "Bearer sekret"
     assert "x-sedscale-source" not in seen[0].headers
     assert seen[0].url.path == "/v1/chat/completions"
+
+
+def test_closing_an_owning_openai_client_closes_its_router_and_only_then() -> None:
+    """``NodeService.openai_client`` relies on this: the router made for one client goes with it."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return _reply(request.url.host)
+
+    async def main() -> tuple[bool, bool]:
+        shared = Router(URLS, transport=httpx.MockTransport(handler))
+        await shared.openai_client().close()
+        owned = Router(URLS, transport=httpx.MockTransport(handler))
+        await owned.openai_client(owns_router=True).close()
+        closed = (shared._client.is_closed, owned._client.is_closed)
+        await shared.aclose()
+        return closed
+
+    assert asyncio.run(main()) == (False, True)
