@@ -22,19 +22,19 @@ from sedscale.fsutil import atomic_output
 from sedscale.campaign.manifest import partition_sizes
 from sedscale.campaign.meta import read_meta
 from sedscale.campaign.paths import CampaignPaths
-from sedscale.campaign.resume import plan_resume
+from sedscale.campaign.resume import Verify, plan_resume
 from sedscale.campaign.store import ResultsReader
 from sedscale.errors import CampaignError
 from sedscale.results import RESULTS_SCHEMA
 
 
-def export_campaign(root: str | Path, out: str | Path, *, verify: str = "checksum",
+def export_campaign(root: str | Path, out: str | Path, *, verify: Verify = "checksum",
                     attribution: GpuAttribution | None = None) -> int:
     """Write every committed row to ``out`` (Parquet), ``gpu_seconds`` attributed from the nodes'
     LLM accounting; returns the number of rows."""
     paths = CampaignPaths.at(root)
     meta = read_meta(paths)
-    plan = plan_resume(paths, meta.n_partitions, verify=verify)  # type: ignore[arg-type]
+    plan = plan_resume(paths, meta.n_partitions, verify=verify)
     if plan.pending or plan.corrupt:
         missing = sorted(plan.pending + list(plan.corrupt))
         detail = "" if not plan.corrupt else f" ({len(plan.corrupt)} corrupt, e.g. partition " \

@@ -16,9 +16,19 @@ from typing import Literal
 from sedscale.campaign.meta import CampaignMeta
 from sedscale.campaign.paths import CampaignPaths
 from sedscale.campaign.state import DoneMarker, load_markers, verify_markers
-from sedscale.errors import CampaignError
+from sedscale.errors import CampaignError, ConfigError
 
 Verify = Literal["none", "size", "checksum"]
+VERIFY_MODES: tuple[Verify, ...] = ("none", "size", "checksum")
+
+
+def parse_verify(value: str) -> Verify:
+    """``value`` (a ``--verify`` option, a plain string on the command line) as a :data:`Verify`
+    mode, so a typo is refused instead of silently checking less."""
+    for mode in VERIFY_MODES:
+        if value == mode:
+            return mode
+    raise ConfigError(f"--verify must be one of {', '.join(VERIFY_MODES)}, not {value!r}")
 
 
 @dataclass
@@ -57,8 +67,8 @@ def plan_resume(paths: CampaignPaths, n_partitions: int, *, verify: Verify = "ch
         marker = markers.get(pid)
         if marker is None:
             plan.pending.append(pid)
-        elif problems.get(pid):
-            plan.corrupt[pid] = problems[pid]  # type: ignore[assignment]
+        elif problem := problems.get(pid):
+            plan.corrupt[pid] = problem
         elif marker.kind == "failed":
             plan.failed.append(pid)
         else:
@@ -88,7 +98,7 @@ def catalog_changes(meta: CampaignMeta) -> list[str]:
 
         spec = meta.catalog.spec
         try:
-            now = {f["path"] for f in open_catalog(spec if len(spec) > 1 else spec[0]).fingerprint()}
+            now = {str(f["path"]) for f in open_catalog(spec if len(spec) > 1 else spec[0]).fingerprint()}
         except Exception as exc:  # noqa: BLE001 - any catalog fault is a change here
             return [f"the catalog no longer opens: {exc}"]
         added = sorted(now - {str(e["path"]) for e in recorded})

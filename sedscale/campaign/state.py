@@ -18,7 +18,8 @@ import os
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from concurrent.futures import Executor
+from typing import Iterable, Iterator, Literal, TypeVar
 
 from sedscale.campaign.paths import DATA_ARRAYS, CampaignPaths
 
@@ -101,10 +102,11 @@ def _read_marker_file(path: str) -> DoneMarker | None:
         return None
 
 
-def load_markers(paths: CampaignPaths, pool: Any = None) -> dict[int, DoneMarker]:
+def load_markers(paths: CampaignPaths, pool: Executor | None = None) -> dict[int, DoneMarker]:
     """All readable markers by partition id (unreadable ones are left out: not committed).
     ``pool`` (a thread pool) overlaps the reads on parallel file systems."""
     files = list(iter_marker_files(paths))
+    markers: Iterable[DoneMarker | None]
     if pool is None:
         markers = map(_read_marker_file, files)
     else:
@@ -112,7 +114,10 @@ def load_markers(paths: CampaignPaths, pool: Any = None) -> dict[int, DoneMarker
     return {m.partition_id: m for m in markers if m is not None}
 
 
-def _batches(items: list[Any], n: int = 512) -> list[list[Any]]:
+_Item = TypeVar("_Item")
+
+
+def _batches(items: list[_Item], n: int = 512) -> list[list[_Item]]:
     return [items[i : i + n] for i in range(0, len(items), n)]
 
 
@@ -134,7 +139,7 @@ def verify_marker(paths: CampaignPaths, marker: DoneMarker, *, checksums: bool =
     return None
 
 
-def verify_markers(paths: CampaignPaths, markers: list[DoneMarker], *, checksums: bool, pool: Any = None) -> list[str | None]:
+def verify_markers(paths: CampaignPaths, markers: list[DoneMarker], *, checksums: bool, pool: Executor | None = None) -> list[str | None]:
     """:func:`verify_marker` over many markers, in batches on ``pool`` when given."""
     def run(batch: list[DoneMarker]) -> list[str | None]:
         return [verify_marker(paths, m, checksums=checksums) for m in batch]

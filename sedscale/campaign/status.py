@@ -16,7 +16,7 @@ from sedscale.campaign.lock import is_locked
 from sedscale.campaign.manifest import partition_sizes
 from sedscale.campaign.meta import read_meta
 from sedscale.campaign.paths import CampaignPaths
-from sedscale.campaign.resume import plan_resume
+from sedscale.campaign.resume import Verify, plan_resume
 
 
 @dataclass
@@ -73,10 +73,10 @@ class CampaignStatus:
         return asdict(self)
 
 
-def campaign_status(root: str, *, verify: str = "size") -> CampaignStatus:
+def campaign_status(root: str, *, verify: Verify = "size") -> CampaignStatus:
     paths = CampaignPaths.at(root)
     meta = read_meta(paths)
-    plan = plan_resume(paths, meta.n_partitions, verify=verify)  # type: ignore[arg-type]
+    plan = plan_resume(paths, meta.n_partitions, verify=verify)
     sizes = partition_sizes(paths)
     committed = [plan.markers[p] for p in plan.done + plan.failed]
     counts = {"fitted": 0, "quarantined": 0, "failed": 0}

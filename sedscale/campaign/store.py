@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import xarray as xr
     import zarr
     from zarr.abc.buffer import Buffer
+    from zarr.types import AnyArray
 
 LAYOUT_VERSION = 1
 NULLMASK = "_nullmask"
@@ -142,7 +143,7 @@ class _Staging:
     the array's own chunk-key encoding) gives exactly the bytes of the campaign store's chunk.
     """
 
-    arrays: dict[str, zarr.Array]
+    arrays: dict[str, AnyArray]
     chunks: MutableMapping[str, Buffer]
 
     def encode(self, array: str, block: np.ndarray) -> bytes:
@@ -218,7 +219,7 @@ def blocks_to_table(blocks: dict[str, np.ndarray], n_rows: int) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=RESULTS_SCHEMA)
 
 
-def _data_array(group: zarr.Group, name: str) -> zarr.Array:
+def _data_array(group: zarr.Group, name: str) -> AnyArray:
     """``group[name]``, which must be an array (a store edited by hand could hold a group there)."""
     import zarr
 

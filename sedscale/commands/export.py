@@ -24,11 +24,13 @@ def register(app: typer.Typer) -> None:
         from sedscale.campaign.export import export_campaign
         from sedscale.campaign.meta import read_meta
         from sedscale.campaign.paths import CampaignPaths
+        from sedscale.campaign.resume import parse_verify
         from sedscale.campaign.state import load_markers
 
+        mode = parse_verify(verify)
         paths = CampaignPaths.at(campaign)
         meta = read_meta(paths)
         attribution = build_attribution(paths, load_markers(paths).values(), meta)
-        rows = export_campaign(campaign, output, verify=verify, attribution=attribution)
+        rows = export_campaign(campaign, output, verify=mode, attribution=attribution)
         typer.echo(f"{rows} rows -> {output}")
         typer.echo(f"gpu_seconds: {attribution.note}")

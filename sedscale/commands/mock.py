@@ -30,15 +30,15 @@ def mock(
 
     from sedscale.commands._common import ChunkProgress, err_console
     from sedscale.errors import InputError
-    from sedscale.sed.mock import DEPTHS_5SIGMA, make_mock
+    from sedscale.sed.mock import DEPTHS_5SIGMA, is_survey, make_mock
 
-    if survey not in DEPTHS_5SIGMA:
+    if not is_survey(survey):
         raise InputError(f"--survey: {survey!r} is not one of {', '.join(DEPTHS_5SIGMA)}")
     t0 = time.perf_counter()
     with ChunkProgress("mock photometry", n, unit="sources") as progress:
         # the first chunk waits for the model grids (BC03, nebular, dust, IGM, filters): say so
         progress.phase(f"drawing {n:,} {survey} sources; loading the model grids for the first chunk")
-        table = make_mock(survey, n, seed, hard_fraction=hard_fraction,  # type: ignore[arg-type]
+        table = make_mock(survey, n, seed, hard_fraction=hard_fraction,
                           ground=ground, depth_offset=depth_offset, progress=progress.advance)
         progress.phase(f"writing {out}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,11 @@ def report(
     """Report what a campaign fitted and spent, and project the cost of 10^9 sources."""
     import json
 
-    from sedscale.report.summary import build_report, load_campaign
+    from sedscale.campaign.resume import parse_verify
+    from sedscale.report.campaign_data import load_campaign
+    from sedscale.report.summary import build_report
 
-    data = load_campaign(campaign, verify=verify)
+    data = load_campaign(campaign, verify=parse_verify(verify))
     rep = build_report(campaign, sites=tuple(site or ("frontier",)), nodes=nodes, sources=sources, data=data)
     if as_html:
         from sedscale.report.html import write_html

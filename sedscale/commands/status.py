@@ -17,9 +17,10 @@ def register(app: typer.Typer) -> None:
         """Show a campaign's progress (reads done-markers only; safe while it runs)."""
         import json
 
+        from sedscale.campaign.resume import parse_verify
         from sedscale.campaign.status import campaign_status
 
-        st = campaign_status(str(campaign), verify=verify)
+        st = campaign_status(str(campaign), verify=parse_verify(verify))
         if as_json:
             typer.echo(json.dumps(st.to_dict(), indent=2, default=str))
             return

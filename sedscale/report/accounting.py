@@ -9,7 +9,9 @@ start/end times are not recorded. GPU-hours *allocated* = the site's ``gpus_per_
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Mapping
+
+from pydantic import BaseModel
 
 from sedscale.report.campaign_data import CampaignData
 
@@ -171,9 +173,9 @@ def summary_counts(data: CampaignData) -> dict[str, Any]:
     return {"fallbacks_by_reason": dict(sorted(fallbacks.items())), **tot}
 
 
-def site_dict(site: Any) -> dict[str, Any]:
+def site_dict(site: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     """A site config (pydantic model or mapping) as the plain dict ``campaign.json`` stores."""
-    if hasattr(site, "model_dump"):
+    if isinstance(site, BaseModel):
         return site.model_dump()
     return dict(site)
 

@@ -59,7 +59,7 @@ def benchmarks_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout)
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sedscale.campaign.attribution import GpuAttribution
     from sedscale.campaign.meta import CampaignMeta
     from sedscale.campaign.paths import CampaignPaths
+    from sedscale.campaign.resume import Verify
     from sedscale.campaign.state import DoneMarker
     from sedscale.campaign.status import RunRecord
 
@@ -53,7 +54,7 @@ class CampaignData:
     summaries_stale: int = 0  # summaries of a run that did not commit the partition (ignored)
 
 
-def load_campaign(root: str | Path, *, verify: str = "size") -> CampaignData:
+def load_campaign(root: str | Path, *, verify: Verify = "size") -> CampaignData:
     """Read a campaign's committed results, markers, run records, task summaries and node LLM
     accounting (never writes); ``gpu_seconds`` attributed as ``sedscale export`` does."""
     from sedscale.campaign.attribution import build_attribution
@@ -67,7 +68,7 @@ def load_campaign(root: str | Path, *, verify: str = "size") -> CampaignData:
 
     paths = CampaignPaths.at(root)
     meta = read_meta(paths)
-    plan = plan_resume(paths, meta.n_partitions, verify=verify)  # type: ignore[arg-type]
+    plan = plan_resume(paths, meta.n_partitions, verify=verify)
     sizes = partition_sizes(paths)
     committed = sorted(plan.done + plan.failed)
     markers = [plan.markers[p] for p in committed]
@@ -118,9 +119,11 @@ def column_array(t: pa.Table, name: str, dtype: type = float) -> np.ndarray:
     if name not in t.column_names:
         return np.zeros(t.num_rows, dtype=dtype)
     arr = t.column(name).to_numpy(zero_copy_only=False)
+    values: np.ndarray = np.asarray(arr, dtype=float)
     if dtype is float:
-        return np.asarray(arr, dtype=float)
-    return np.nan_to_num(np.asarray(arr, dtype=float)).astype(dtype)
+        return values
+    converted: np.ndarray = np.nan_to_num(values).astype(dtype)
+    return converted
 
 
 def finite_or_none(x: float | None) -> Optional[float]:
