@@ -97,6 +97,13 @@ class FitOptions:
         )
 
 
+def _number(summary: dict[str, object], key: str) -> int | float:
+    """``summary[key]`` as the number it is, 0 when absent or None (the agent summary is a
+    JSON-shaped dict of mixed values)."""
+    value = summary.get(key)
+    return value if isinstance(value, (int, float)) else 0
+
+
 @dataclass
 class TableSummary:
     """What a table's fit learnt besides the rows: agent counts, fallbacks by reason, where the
@@ -117,12 +124,13 @@ class TableSummary:
     def add_agent(self, agent: AgentOutcome) -> None:
         """Add one agent run's totals."""
         s = agent.summary()
-        self.triage_failed += int(s.get("triage_failed", 0))
-        self.agent_accepted += int(s.get("agent_accepted", 0))
-        for reason, count in (s.get("fallbacks") or {}).items():
+        self.triage_failed += int(_number(s, "triage_failed"))
+        self.agent_accepted += int(_number(s, "agent_accepted"))
+        fallbacks = s.get("fallbacks")
+        for reason, count in (fallbacks if isinstance(fallbacks, dict) else {}).items():
             self.fallbacks[reason] = self.fallbacks.get(reason, 0) + int(count)
-        self.llm_wait_s += float(s.get("llm_wait_s", 0.0) or 0.0)
-        self.refit_s += float(s.get("refit_s", 0.0) or 0.0)
+        self.llm_wait_s += float(_number(s, "llm_wait_s"))
+        self.refit_s += float(_number(s, "refit_s"))
 
     def count_statuses(self, status: np.ndarray) -> None:
         """Set the row counts from the final status column."""

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from sedscale.sed.config import PARAMETER_BOUNDS
+from sedscale.sed.config import PARAMETER_BOUNDS, DustLawName, SFHFamilyName
 
 #: Grid parameters an action may edit (``section.field`` of :data:`PARAMETER_BOUNDS`). The
 #: redshift grid has its own action (photo-z mode only); ``error_floor`` is not editable — inflating
@@ -30,13 +30,16 @@ from sedscale.sed.config import PARAMETER_BOUNDS
 EDITABLE_PARAMETERS: tuple[str, ...] = tuple(
     k for k in PARAMETER_BOUNDS if not k.startswith("redshift.") and k != "error_floor"
 )
-MODULES: tuple[str, ...] = ("nebular", "agn", "dust_emission", "burst")
-DUST_LAWS: tuple[str, ...] = ("calzetti", "modified_starburst", "smc")
-SFH_FAMILIES: tuple[str, ...] = ("delayed", "exponential", "constant", "delayed_burst")
+Module = Literal["nebular", "agn", "dust_emission", "burst"]
+MODULES: tuple[Module, ...] = get_args(Module)
+DUST_LAWS: tuple[DustLawName, ...] = get_args(DustLawName)
+SFH_FAMILIES: tuple[SFHFamilyName, ...] = get_args(SFHFamilyName)
 MAX_VALUES = 8  # longest value list one ``set`` may give
 
-Param = Literal[EDITABLE_PARAMETERS]  # type: ignore[valid-type]
-Module = Literal[MODULES]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    Param = str  # statically any name: the set below is built at import from PARAMETER_BOUNDS
+else:
+    Param = Literal[EDITABLE_PARAMETERS]  # pydantic (and so the JSON schema) sees the enum
 
 
 class _Op(BaseModel):
@@ -69,7 +72,7 @@ class Disable(_Op):
 
 class DustLaw(_Op):
     op: Literal["dust_law"]
-    law: Literal[DUST_LAWS]  # type: ignore[valid-type]
+    law: DustLawName
 
     def key(self) -> str:
         return f"dust_law:{self.law}"
@@ -77,7 +80,7 @@ class DustLaw(_Op):
 
 class SFHFamily(_Op):
     op: Literal["sfh"]
-    family: Literal[SFH_FAMILIES]  # type: ignore[valid-type]
+    family: SFHFamilyName
 
     def key(self) -> str:
         return f"sfh:{self.family}"

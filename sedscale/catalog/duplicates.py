@@ -70,10 +70,11 @@ def _mix(ids: np.ndarray) -> np.ndarray:
 
 def _duplicates_in(triples: np.ndarray) -> np.ndarray:
     order = np.lexsort((triples["row"], triples["file"], triples["id"]))
-    s = triples[order]
+    s: np.ndarray = triples[order]
     repeat = np.zeros(s.size, bool)
     repeat[1:] = s["id"][1:] == s["id"][:-1]
-    return s[repeat]
+    duplicates: np.ndarray = s[repeat]
+    return duplicates
 
 
 def find_duplicate_ids(

@@ -37,7 +37,8 @@ class Photometry:
     @property
     def n_bands_observed(self) -> np.ndarray:
         """Bands with a finite flux and error, per source."""
-        return np.sum(np.isfinite(self.flux) & np.isfinite(self.error), axis=1)
+        observed: np.ndarray = np.sum(np.isfinite(self.flux) & np.isfinite(self.error), axis=1)
+        return observed
 
     def take(self, index: np.ndarray) -> "Photometry":
         """The sources at ``index`` (an integer or boolean array)."""

@@ -104,13 +104,13 @@ def _euclid_q1(schema: pa.Schema, source: str) -> CatalogProfile:
             continue
         letter, instrument = match.groups()
         prefix = _EXT_INSTRUMENTS.get(instrument)
-        band = f"{prefix}_{letter.lower()}" if prefix else None
-        if band is None or band not in BUILTIN_BANDS:
+        ext_band = f"{prefix}_{letter.lower()}" if prefix else None
+        if ext_band is None or ext_band not in BUILTIN_BANDS:
             continue  # an instrument/band without a shipped curve: not fitted, said in the docs
-        out.append(BandColumn(column=col, error=col.replace("FLUX_", "FLUXERR_", 1), filter=band))
-    for band in out:
-        if band.error not in names:
-            raise CatalogError(f"{source}: column {band.column!r} has no error column {band.error!r}")
+        out.append(BandColumn(column=col, error=col.replace("FLUX_", "FLUXERR_", 1), filter=ext_band))
+    for found in out:
+        if found.error not in names:
+            raise CatalogError(f"{source}: column {found.column!r} has no error column {found.error!r}")
     if not out:
         raise CatalogError(f"{source}: no recognisable Euclid band column (e.g. FLUX_VIS_PSF)")
     redshift = "redshift" if "redshift" in names else None

@@ -24,7 +24,7 @@ class CatalogValidation:
     rows_total: int = 0
     rows_valid: int = 0
     rows_quarantined: int = 0
-    reasons: Counter = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
     samples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few messages (with file)
 
     def as_json(self) -> dict[str, object]:

@@ -68,14 +68,15 @@ class ValidationOutcome:
 
     @property
     def n_quarantined(self) -> int:
-        return self.quarantine.num_rows
+        return int(self.quarantine.num_rows)
 
 
 def _float_column(table: pa.Table, name: str) -> np.ndarray:
     col = table.column(name)
-    return col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False) if col.null_count == 0 else (
+    values: np.ndarray = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False) if col.null_count == 0 else (
         col.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
     )
+    return values
 
 
 @dataclass(frozen=True)
