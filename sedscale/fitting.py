@@ -4,8 +4,9 @@ The one algorithm both ``sedscale fit`` (in process) and campaign tasks (:mod:`s
 run, so the two give the same rows for the same input. It touches no engine and no campaign
 state. Everything a run needs besides the rows travels in :class:`FitOptions`, built from a
 workflow by :meth:`FitOptions.from_workflow` (the one constructor callers use, so the CLI and the
-tasks cannot drift apart); the agent's seeds derive from ``partition_id`` and the source ids
-only, never from the worker or the retry.
+tasks cannot drift apart). A source's result depends only on its own row, the options and the
+campaign seed: the agent's seeds derive from (seed, source id, step) — never from the partition,
+its neighbours, the worker or the retry (docs/CAMPAIGNS.md, "Determinism").
 """
 
 from __future__ import annotations

@@ -20,24 +20,22 @@ def register(app: typer.Typer) -> None:
 
         Refuses (exit 4) when the catalog changed since submit or another driver is running.
         """
-        from rich.console import Console
-
         from sedscale.campaign.meta import read_meta
         from sedscale.campaign.paths import CampaignPaths
+        from sedscale.campaign.resume import parse_verify
         from sedscale.commands._campaign_ui import print_summary, progress_runner
+        from sedscale.commands._common import make_console
         from sedscale.driver import run_campaign
         from sedscale.engines.site import load_site, site_from_dict
-        from sedscale.errors import ConfigError
 
-        if verify not in ("checksum", "size", "none"):
-            raise ConfigError(f"--verify: {verify!r} is not one of checksum, size, none")
-        console = Console(stderr=True)
+        mode = parse_verify(verify)
+        console = make_console(stderr=True)  # whole lines when piped
         paths = CampaignPaths.at(campaign)
         meta = read_meta(paths)
         site_cfg = load_site(site) if site else site_from_dict(meta.site, f"{paths.campaign_json}: site")
         progress, on_event = progress_runner(console)
         with progress:
-            report = run_campaign(paths.root, site_cfg, on_event=on_event, verify=verify,  # type: ignore[arg-type]
+            report = run_campaign(paths.root, site_cfg, on_event=on_event, verify=mode,
                                   command="resume", workers=workers)
         plan = report.plan
         if plan is not None and plan.corrupt:

@@ -31,17 +31,16 @@ def register(app: typer.Typer) -> None:
         Exits 0 once every row is fitted, quarantined or failed with a reason. An existing
         campaign directory is refused: continue it with `sedscale resume DIR`.
         """
-        from rich.console import Console
-
         from sedscale.campaign.create import create_campaign, refuse_existing
         from sedscale.campaign.paths import CampaignPaths, default_campaign_dir
         from sedscale.campaign.workflow import load_workflow, workflow_from_dict
         from sedscale.commands._campaign_ui import print_summary, progress_runner
+        from sedscale.commands._common import make_console
         from sedscale.driver import run_campaign
         from sedscale.engines.compute_env import check_submittable
         from sedscale.engines.site import load_site
 
-        console = Console(stderr=True)
+        console = make_console(stderr=True)  # whole lines when piped
         site_cfg = load_site(site)
         check_submittable(site_cfg)  # account, venv, scheduler tools: before anything is created
         wf = load_workflow(workflow)
