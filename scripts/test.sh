@@ -10,6 +10,8 @@ bash scripts/install-chromium.sh  # headless Chromium renders the HTML report in
 if [ "${SEDSCALE_NO_SLURM:-0}" != "1" ]; then
   bash scripts/slurm-local.sh start
 fi
+# Types first: the package is type-checked by mypy (configuration in pyproject.toml).
+python -m mypy
 set +e
 python -m pytest "$@"
 code=$?
