@@ -47,8 +47,13 @@ def _submit_args(root: Path) -> list[str]:
             "--rows-per-partition", str(ROWS_PER_PARTITION), "--workers", "2"]
 
 
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sedscale", *args], env=env, start_new_session=True,
+#: A second install of the same checkout (another venv's python), used by every other round when
+#: set: "identical whichever of two installs ran them" (docs/CAMPAIGNS.md). CI has one install.
+SECOND_PYTHON = os.environ.get("SEDSCALE_TEST_SECOND_PYTHON")
+
+
+def _start(args: list[str], env: dict[str, str], python: str = sys.executable) -> subprocess.Popen:
+    return subprocess.Popen([python, "-m", "sedscale", *args], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -123,7 +128,8 @@ def test_real_sed_campaign_killed_twelve_times_resumes_to_the_uninterrupted_expo
                 for cached in paths.cache_dir.rglob("*.npz"):
                     cached.unlink()
             args = ["resume", str(root), "--site", "local", "--workers", "2"] if started else _submit_args(root)
-            driver = _start(args, _round_env(kind if started or kind != "early" else "random", base))
+            python = SECOND_PYTHON if SECOND_PYTHON and i % 2 else sys.executable
+            driver = _start(args, _round_env(kind if started or kind != "early" else "random", base), python)
             if not _strike(kind, driver, root, hook_dir, rng):
                 break
             kills += 1
