@@ -86,7 +86,12 @@ def test_killed_driver_leaves_no_process_and_resume_completes(site: str, tmp_pat
     export_campaign(paths.root, out)
     ids = pq.read_table(out).column("source_id").to_pylist()
     assert len(ids) == sum(SIZES) and len(set(ids)) == len(ids)
-    assert not _naming(paths.root)
+    # after a clean finish too: within 60 s no process naming the campaign is alive (the pools
+    # of the engine the driver just shut down may take a few seconds to go)
+    ended_at = time.time()
+    while (left_after := _naming(paths.root)) and time.time() - ended_at < ORPHAN_DEADLINE_S:
+        time.sleep(1)
+    assert not left_after, f"still alive {time.time() - ended_at:.0f} s after the campaign ended: {left_after}"
 
 
 def test_stop_recorded_stops_exactly_the_recorded_processes(tmp_path: Path) -> None:
