@@ -112,6 +112,30 @@ def test_a_full_disk_fake_stops_with_the_path_and_leaves_nothing(tmp_path: Path,
     assert list(tmp_path.iterdir()) == []  # no partial file, no temporary, no private folder
 
 
+def test_a_really_full_tmpfs_stops_the_grid_write_with_the_path_then_builds_once_freed(tmp_path: Path) -> None:
+    """The same on a real file system that runs out of space (a tmpfs of one page; needs root,
+    as CI runs): ENOSPC names the cache file, nothing is left behind, and once there is room the
+    same call writes a verified file."""
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4096", "tmpfs", str(fs)], check=True)
+    try:
+        grid_mod.clear_memory_cache()
+        with pytest.raises(GridCacheWriteError) as info:
+            grid_mod.build_grid(CONFIG, BANDS, Z, cache_dir=fs)
+        assert info.value.errno in (errno.ENOSPC, errno.EDQUOT)
+        assert info.value.filename is not None and info.value.filename.startswith(str(fs))
+        assert "free space" in str(info.value)
+        assert list(fs.iterdir()) == []  # no partial file, no temporary, no private folder
+        subprocess.run(["mount", "-o", "remount,size=16m", str(fs)], check=True)
+        grid_mod.clear_memory_cache()
+        grid = grid_mod.build_grid(CONFIG, BANDS, Z, cache_dir=fs)
+        (written,) = fs.iterdir()
+        np.testing.assert_array_equal(read_arrays(written)["flux"], grid.flux)
+    finally:
+        subprocess.run(["umount", "-l", str(fs)], check=False)
+
+
 def test_written_files_carry_a_checksum_of_their_arrays(tmp_path: Path) -> None:
     path = tmp_path / "a.npz"
     write_arrays(path, {"x": np.arange(5.0)})
