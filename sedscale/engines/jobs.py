@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 from pathlib import Path
 from typing import Callable, Optional
 
+from sedscale.engines.recorder import PeriodicRecorder
 from sedscale.engines.schedulers import batch_scheduler
 from sedscale.fsutil import atomic_write
 
@@ -47,21 +47,13 @@ def cancel_orphans(path: Path) -> list[str]:
     return doomed
 
 
-class JobRecorder:
+class JobRecorder(PeriodicRecorder):
     """Background thread: keeps ``path`` in step with ``job_ids()`` until stopped."""
 
     def __init__(self, path: Path, scheduler: str, job_ids: Callable[[], list[str]], period: float = 2.0) -> None:
-        self.path, self.scheduler, self.job_ids, self.period = Path(path), scheduler, job_ids, period
-        self._stop = threading.Event()
+        super().__init__(period, "sedscale-job-recorder")
+        self.path, self.scheduler, self.job_ids = Path(path), scheduler, job_ids
         self._last: Optional[list[str]] = None
-        self._thread = threading.Thread(target=self._run, name="sedscale-job-recorder", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            self.record()
 
     def record(self) -> None:
         try:
@@ -74,6 +66,6 @@ class JobRecorder:
 
     def stop(self, clean: bool = True) -> None:
         """Stop recording; ``clean``: the engine cancelled its jobs, so forget them."""
-        self._stop.set()
+        self.halt()
         if clean:
             self.path.unlink(missing_ok=True)

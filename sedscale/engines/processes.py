@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import socket
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Callable, Iterable, Optional
 
 import psutil
 
+from sedscale.engines.recorder import PeriodicRecorder
 from sedscale.fsutil import atomic_write
 
 #: Start times are compared to this precision (psutil's create_time is derived from clock ticks).
@@ -125,23 +125,18 @@ def _signal(records: Iterable[ProcessRecord], sig: signal.Signals) -> None:
             continue
 
 
-class ProcessRecorder:
+class ProcessRecorder(PeriodicRecorder):
     """Background thread: records this process's descendants and ``extra_roots()``'s trees."""
 
     def __init__(self, path: Path, extra_roots: Callable[[], list[int]], period: float = 1.0) -> None:
-        self.path, self.extra_roots, self.period = Path(path), extra_roots, period
+        super().__init__(period, "sedscale-process-recorder")
+        self.path, self.extra_roots = Path(path), extra_roots
         self.driver = this_process()
         self._seen: set[ProcessRecord] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sedscale-process-recorder", daemon=True)
 
     def start(self) -> None:
         self.record()
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            self.record()
+        super().start()
 
     def record(self) -> None:
         try:
@@ -155,6 +150,5 @@ class ProcessRecorder:
 
     def stop(self) -> None:
         """Stop recording; the run ended cleanly, so there is nothing for a resume to stop."""
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self.halt(join_timeout=5)
         self.path.unlink(missing_ok=True)
