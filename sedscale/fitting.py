@@ -291,6 +291,16 @@ class _ResultRows:
         return pa.Table.from_arrays(arrays, schema=RESULTS_SCHEMA)
 
 
+def _with_positions(results: pa.Table, table: pa.Table, profile: CatalogProfile) -> pa.Table:
+    """The input's ``ra``/``dec`` (where the profile names them) copied into every row's results,
+    whatever its status: a position is an input property, needed to join results back to the input."""
+    for name, column in (("ra", profile.ra), ("dec", profile.dec)):
+        if column:
+            values = table.column(column).cast(pa.float64())
+            results = results.set_column(results.schema.get_field_index(name), name, values)
+    return results
+
+
 def _fit_group(sources: Photometry, options: FitOptions, knowledge: KnowledgeBase, summary: TableSummary,
                *, photoz: bool, partition_id: int) -> tuple[_GroupFit, KnowledgeBase | None]:
     """Triage-fit one redshift group, then run the agent on those that fail the acceptance test."""
@@ -347,6 +357,6 @@ def fit_table(
         rows.add_group(group)
         if learnt is not None:
             delta = KnowledgeBase.merge(delta, learnt)
-    results = rows.table()
+    results = _with_positions(rows.table(), table, profile)
     summary.count_statuses(rows.status)
     return TableOutcome(results, delta, summary)

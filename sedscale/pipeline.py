@@ -88,7 +88,7 @@ def process_partition(campaign_dir: str, partition_id: int, run_id: Optional[str
     ctx = campaign_context(campaign_dir)
     _testhooks.in_task(partition_id)
     row = manifest_row(ctx.paths, partition_id)
-    table = read_partition(row, ctx.profile.columns())
+    table = read_partition(row, ctx.profile.columns(), ctx.profile.optional_columns())
     dups = None
     if ctx.duplicates is not None:
         dups = ctx.duplicates.rows_in(row.file_index, row.row_start, row.row_stop)

@@ -39,6 +39,10 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("tokens_completion", pa.int64()),
         pa.field("gpu_seconds", pa.float64()),
         pa.field("fit_seconds", pa.float64()),
+        # the input's sky position (degrees, ICRS) where the profile names one: carried, never fitted,
+        # so results can be joined back by position and written as a HATS catalog
+        pa.field("ra", pa.float64()),
+        pa.field("dec", pa.float64()),
     ]
 )
 

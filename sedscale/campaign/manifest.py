@@ -31,8 +31,12 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("n_rows", pa.int64()),
         pa.field("row_groups", pa.list_(pa.int32())),  # row groups covering [row_start, row_stop)
         pa.field("rg_offset", pa.int64()),  # row (within the file) where row_groups[0] starts
+        pa.field("form", pa.string()),  # parquet | fits
+        pa.field("pixel_order", pa.int32()),  # HATS pixel of the file, -1 when not HATS
+        pa.field("pixel", pa.int64()),
     ]
 )
+#: manifests written before ``form``/``pixel_order``/``pixel`` existed lack them: flat Parquet, no pixel
 
 
 def manifest_table(partitions: Sequence[Partition]) -> pa.Table:
@@ -47,6 +51,9 @@ def manifest_table(partitions: Sequence[Partition]) -> pa.Table:
             "n_rows": [p.n_rows for p in partitions],
             "row_groups": [list(p.row_groups) for p in partitions],
             "rg_offset": [p.rg_offset for p in partitions],
+            "form": [p.form for p in partitions],
+            "pixel_order": [p.pixel_order for p in partitions],
+            "pixel": [p.pixel for p in partitions],
         },
         schema=MANIFEST_SCHEMA,
     )
@@ -59,7 +66,8 @@ def partitions_of(table: pa.Table) -> list[Partition]:
         part = Partition(partition_id=int(row["partition_id"]), file=str(row["file"]),
                          file_index=int(row["file_index"]), row_start=int(row["row_start"]),
                          row_stop=int(row["row_stop"]), row_groups=tuple(int(g) for g in row["row_groups"]),
-                         rg_offset=int(row["rg_offset"]))
+                         rg_offset=int(row["rg_offset"]), form=str(row.get("form") or "parquet"),
+                         pixel_order=int(row.get("pixel_order", -1)), pixel=int(row.get("pixel", -1)))
         if part.n_rows != int(row["n_rows"]):
             raise CampaignError(f"manifest row {part.partition_id}: n_rows {row['n_rows']} is not "
                                 f"row_stop - row_start = {part.n_rows}")
@@ -79,7 +87,7 @@ def write_manifest(partitions: Sequence[Partition], path: Path) -> Path:
 def read_manifest(path: Path) -> list[Partition]:
     """Every partition of the manifest at ``path``, in id order."""
     try:
-        return partitions_of(pq.read_table(path, schema=MANIFEST_SCHEMA))
+        return partitions_of(pq.read_table(path))
     except FileNotFoundError:
         raise CampaignError(f"{path}: the partition manifest is missing") from None
 

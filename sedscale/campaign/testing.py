@@ -60,6 +60,8 @@ def synthetic_results(row_start: int, n: int) -> pa.Table:
         "tokens_completion": pa.array(np.zeros(n, np.int64)),
         "gpu_seconds": pa.array(np.zeros(n)),
         "fit_seconds": pa.array(np.full(n, 1e-3), mask=~fitted),
+        "ra": pa.array(360.0 * phase),
+        "dec": pa.array(-60.0 + 30.0 * phase),
     }
     return pa.table(cols, schema=RESULTS_SCHEMA)
 

@@ -25,6 +25,18 @@ class Partition:
     row_stop: int
     row_groups: tuple[int, ...]
     rg_offset: int
+    #: how the file is read: ``parquet`` (flat or HATS pixel files) or ``fits`` (a binary table;
+    #: ``row_groups`` is then empty and rows are read by range)
+    form: str = "parquet"
+    #: the HEALPix pixel (order, index) the file belongs to for HATS input, else (-1, -1): a
+    #: partition never spans two pixels, so results can be written back per pixel
+    pixel_order: int = -1
+    pixel: int = -1
+
+    @property
+    def has_pixel(self) -> bool:
+        """True for a partition of a HATS catalog (it lies in one HEALPix pixel)."""
+        return self.pixel_order >= 0
 
     @property
     def n_rows(self) -> int:

@@ -31,6 +31,7 @@ class BandColumn(BaseModel):
     error: str
     unit: str = "uJy"
     filter: str = Field(description="a built-in band name or a filter file (Å, throughput)")
+    optional: bool = Field(False, description="a band absent from some files is 'not observed', not a fault")
 
     @field_validator("unit")
     @classmethod
@@ -48,16 +49,23 @@ class CatalogProfile(BaseModel):
     name: str = "user"
     id: str
     redshift: Optional[str] = None
+    ra: Optional[str] = Field(None, description="right ascension column (degrees), carried into the results")
+    dec: Optional[str] = Field(None, description="declination column (degrees), carried into the results")
     bands: list[BandColumn] = Field(min_length=1)
 
     def columns(self) -> list[str]:
-        """The columns to project when reading: id, redshift, fluxes and errors."""
+        """The columns to project when reading: id, redshift, position, fluxes and errors."""
         cols = [self.id]
-        if self.redshift:
-            cols.append(self.redshift)
+        for extra in (self.redshift, self.ra, self.dec):
+            if extra:
+                cols.append(extra)
         for band in self.bands:
             cols.extend([band.column, band.error])
         return cols
+
+    def optional_columns(self) -> frozenset[str]:
+        """Columns a file may lack (those of ``optional`` bands): read as all-null, i.e. not observed."""
+        return frozenset(c for band in self.bands if band.optional for c in (band.column, band.error))
 
     def filters(self) -> tuple[str, ...]:
         return tuple(band.filter for band in self.bands)
@@ -184,10 +192,12 @@ def check_schema(profile: CatalogProfile, schema: pa.Schema, source: str) -> Non
             f"{source}: id column {profile.id!r} has type {id_type}; an integer (int64) is required"
         )
     numeric = [b.column for b in profile.bands] + [b.error for b in profile.bands]
-    if profile.redshift:
-        numeric.append(profile.redshift)
+    numeric += [c for c in (profile.redshift, profile.ra, profile.dec) if c]
+    optional = profile.optional_columns()
     for col in numeric:
         if col not in names:
+            if col in optional:
+                continue  # an optional band this file lacks: not observed here
             raise CatalogError(f"{source}: no column {col!r} (named by profile {profile.name!r})")
         typ = schema.field(col).type
         if not (pa.types.is_floating(typ) or pa.types.is_integer(typ) or pa.types.is_decimal(typ)):

@@ -53,7 +53,7 @@ def validate_catalog(
     columns = profile.columns()
     out = CatalogValidation()
     for part in partitions:
-        table = read_partition(part, columns)
+        table = read_partition(part, columns, profile.optional_columns())
         dups = dup_index.rows_in(part.file_index, part.row_start, part.row_stop)
         outcome = validate_table(table, profile, rules, duplicate_rows=dups, row_offset=part.row_start)
         out.rows_total += outcome.n_rows

@@ -121,7 +121,7 @@ def _fit_catalog(source: CatalogSource, profile: CatalogProfile, options: FitOpt
     with progress_bar() as bar:
         task = bar.add_task("fitting", total=source.num_rows, rate="")
         for part in plan_partitions(source, chunk_rows):
-            table = read_partition(part, profile.columns())
+            table = read_partition(part, profile.columns(), profile.optional_columns())
             dups = duplicates.rows_in(part.file_index, part.row_start, part.row_stop)
             out = fit_table(table, profile, options, partition_id=part.partition_id,
                             duplicate_rows=dups, row_offset=part.row_start, knowledge=knowledge)
