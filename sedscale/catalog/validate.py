@@ -14,8 +14,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from sedscale.catalog.band_reader import float_column, read_band
 from sedscale.catalog.photometry import Photometry
-from sedscale.catalog.profiles import CatalogProfile
+from sedscale.catalog.profile_model import CatalogProfile
 from sedscale.catalog.units import to_microjansky
 
 REASONS: dict[str, str] = {
@@ -71,14 +72,6 @@ class ValidationOutcome:
         return int(self.quarantine.num_rows)
 
 
-def _float_column(table: pa.Table, name: str) -> np.ndarray:
-    col = table.column(name)
-    values: np.ndarray = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False) if col.null_count == 0 else (
-        col.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-    )
-    return values
-
-
 @dataclass(frozen=True)
 class _Columns:
     """One partition's id, photometry (as read and in µJy) and redshift, as arrays."""
@@ -97,14 +90,13 @@ def _read_columns(table: pa.Table, profile: CatalogProfile) -> _Columns:
     ids_arrow = table.column(profile.id)
     flux, err, raw_flux, raw_err = (np.empty((n, nb)) for _ in range(4))
     for j, band in enumerate(profile.bands):
-        raw_flux[:, j] = _float_column(table, band.column)
-        raw_err[:, j] = _float_column(table, band.error)
+        raw_flux[:, j], raw_err[:, j] = read_band(table, band)
         flux[:, j], err[:, j] = to_microjansky(raw_flux[:, j], raw_err[:, j], band.unit)
     return _Columns(
         ids=ids_arrow.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False),
         id_null=ids_arrow.is_null().to_numpy(zero_copy_only=False),
         raw_flux=raw_flux, raw_err=raw_err, flux=flux, err=err,
-        z=_float_column(table, profile.redshift) if profile.redshift else np.full(n, np.nan),
+        z=float_column(table, profile.redshift) if profile.redshift else np.full(n, np.nan),
     )
 
 
@@ -172,8 +164,8 @@ def _message(i: int, cols: _Columns, checks: _Checks, profile: CatalogProfile, r
         hits = np.flatnonzero(mask[i])
         if hits.size:
             b = profile.bands[hits[0]]
-            return (f"{row}{sid}: {REASONS[code]}: {b.column}={float(cols.raw_flux[i, hits[0]]):g}, "
-                    f"{b.error}={float(cols.raw_err[i, hits[0]]):g}")
+            return (f"{row}{sid}: {REASONS[code]}: {b.label}={float(cols.raw_flux[i, hits[0]]):g}, "
+                    f"{b.error_label}={float(cols.raw_err[i, hits[0]]):g}")
         return f"{row}{sid}: {REASONS[code]}: {profile.redshift}={float(cols.z[i]):g}"
     if code == "too_few_bands":
         return f"{row}{sid}: {int(checks.observed[i].sum())} usable band(s), the workflow needs {rules.min_bands}"
