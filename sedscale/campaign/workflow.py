@@ -83,7 +83,7 @@ class Workflow(_Strict):
 
     name: str
     description: str = ""
-    profile: str = Field("generic", description="catalog profile: generic, euclid-q1, roman or a YAML file")
+    profile: str = Field("generic", description="catalog profile: generic, euclid-q1, euclid-q1-irsa, roman, roman-generic or a YAML file")
     rows_per_partition: int = Field(50_000, ge=1)
     photoz: bool = Field(False, description="fit the redshift where the catalog has none (else quarantine)")
     fit: FitConfig = Field(default_factory=FitConfig, description="the triage fit; omitted keys take defaults")
