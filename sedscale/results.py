@@ -73,3 +73,62 @@ def failed_rows_table(source_ids: pa.Array, reason: str) -> pa.Table:
         else:  # floats, the acceptance flag and the band count: no fit, so no value
             columns.append(pa.nulls(n, field.type))
     return pa.Table.from_arrays(columns, schema=RESULTS_SCHEMA)
+
+
+#: Each results column's unit as an astropy unit string (``""``: dimensionless, a count, a flag or
+#: text). One table serves FITS ``TUNIT``, Parquet field metadata and xarray ``units`` attributes,
+#: so the formats cannot disagree. ``dex(...)`` units parse with ``astropy.units.Unit`` (generic
+#: format); FITS has no standard spelling for logarithmic units, so TUNIT carries the same string.
+RESULT_UNITS: dict[str, str] = {
+    "redshift": "", "z_phot": "", "z_phot_err": "",
+    "logmstar": "dex(solMass)", "logmstar_err": "dex",
+    "logsfr": "dex(solMass / yr)", "logsfr_err": "dex",
+    "av": "mag", "chi2_red": "",
+    "gpu_seconds": "s", "fit_seconds": "s",
+    "ra": "deg", "dec": "deg",
+}
+
+#: One line per results column: what it means (FITS ``TCOMM``, Parquet field metadata, the
+#: ``long_name`` of the xarray view). DESIGN.md section 4 and docs/PHYSICS.md hold the details.
+RESULT_DESCRIPTIONS: dict[str, str] = {
+    "source_id": "the input catalog's source id",
+    "status": "fitted, quarantined or failed",
+    "reason": "reason code and message of a quarantined or failed row",
+    "redshift": "redshift used for the fit: the input one, or the photo-z estimate",
+    "z_phot": "photometric redshift estimate (photo-z mode)",
+    "z_phot_err": "uncertainty of the photometric redshift",
+    "logmstar": "log10 surviving stellar mass (BC03, Planck18)",
+    "logmstar_err": "uncertainty of logmstar",
+    "logsfr": "log10 star formation rate averaged over 100 Myr",
+    "logsfr_err": "uncertainty of logsfr",
+    "av": "V-band dust attenuation",
+    "chi2_red": "reduced chi-squared of the best fit",
+    "accepted": "whether the fit passed the acceptance test",
+    "n_bands": "number of bands used in the fit",
+    "agent_steps": "agent steps spent on the source",
+    "llm_calls": "LLM requests made for the source",
+    "tokens_prompt": "LLM prompt tokens spent on the source",
+    "tokens_cached": "LLM prompt tokens served from the prefix cache",
+    "tokens_completion": "LLM completion tokens spent on the source",
+    "gpu_seconds": "GPU-seconds attributed to the source",
+    "fit_seconds": "CPU wall seconds of the source's fits",
+    "ra": "right ascension of the input position (ICRS)",
+    "dec": "declination of the input position (ICRS)",
+}
+
+
+def result_unit(name: str) -> str:
+    """The astropy unit string of results column ``name`` (``""`` when it has none)."""
+    return RESULT_UNITS.get(name, "")
+
+
+def annotated_results_schema() -> pa.Schema:
+    """:data:`RESULTS_SCHEMA` with each field's ``unit`` and ``description`` in its metadata, the
+    form Parquet (and the HATS export) writes so readers see units without this package."""
+    fields = []
+    for field in RESULTS_SCHEMA:
+        meta = {"description": RESULT_DESCRIPTIONS[field.name]}
+        if unit := result_unit(field.name):
+            meta["unit"] = unit
+        fields.append(field.with_metadata(meta))
+    return pa.schema(fields)

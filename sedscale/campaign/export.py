@@ -1,62 +1,67 @@
-"""``sedscale export``: the campaign's results as one Parquet file, one row per input row.
+"""``sedscale export``: the campaign's results, one row per input row, as Parquet, HATS or FITS.
 
-Rows come out in input order (files by path, rows in order; i.e. by partition id, then row),
-which is deterministic and independent of which engine, worker or retry committed a partition.
-Export streams one partition at a time (memory stays one partition), verifies each partition's
-chunk checksums against its done-marker before trusting it, and refuses when any partition is
-not committed or does not check out — it never writes a silently incomplete file.
+Every format streams from :mod:`sedscale.campaign.committed`: one partition in memory at a time,
+each partition's chunk checksums verified against its done-marker before it is trusted, and an
+incomplete campaign refused — never a silently incomplete file. Rows come out in input order.
 
 ``gpu_seconds`` is filled here, not at commit: each node's LLM busy GPU-seconds (from
 ``llm/<host>/accounting.json``) are split over the sources committed on that node by their share of
 tokens (:mod:`sedscale.campaign.attribution`). Without node accounting the committed value (0) stays.
+
+Formats: ``parquet`` (the default; one file, units and descriptions in each field's metadata),
+``hats`` (:mod:`sedscale.campaign.export_hats`, a HATS catalog for lsdb) and ``fits``
+(:mod:`sedscale.campaign.export_fits`, one binary table for TOPCAT, units in ``TUNIT``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pyarrow.parquet as pq
 
-from sedscale.campaign.attribution import GpuAttribution, build_attribution
+from sedscale.campaign.attribution import GpuAttribution
+from sedscale.campaign.committed import CommittedResults, open_committed
+from sedscale.campaign.export_fits import write_fits
+from sedscale.campaign.export_hats import write_hats
+from sedscale.campaign.resume import Verify
+from sedscale.errors import ConfigError
 from sedscale.fsutil import atomic_output
-from sedscale.campaign.manifest import partition_sizes
-from sedscale.campaign.meta import read_meta
-from sedscale.campaign.paths import CampaignPaths
-from sedscale.campaign.resume import Verify, plan_resume
-from sedscale.campaign.store import ResultsReader
-from sedscale.errors import CampaignError
-from sedscale.results import RESULTS_SCHEMA
+from sedscale.results import annotated_results_schema
+
+ExportFormat = Literal["parquet", "hats", "fits"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("parquet", "hats", "fits")
 
 
-def export_campaign(root: str | Path, out: str | Path, *, verify: Verify = "checksum",
-                    attribution: GpuAttribution | None = None) -> int:
-    """Write every committed row to ``out`` (Parquet), ``gpu_seconds`` attributed from the nodes'
-    LLM accounting; returns the number of rows."""
-    paths = CampaignPaths.at(root)
-    meta = read_meta(paths)
-    plan = plan_resume(paths, meta.n_partitions, verify=verify)
-    if plan.pending or plan.corrupt:
-        missing = sorted(plan.pending + list(plan.corrupt))
-        detail = "" if not plan.corrupt else f" ({len(plan.corrupt)} corrupt, e.g. partition " \
-            f"{next(iter(plan.corrupt))}: {next(iter(plan.corrupt.values()))})"
-        raise CampaignError(
-            f"{paths.root}: {len(missing)} of {meta.n_partitions} partitions are not committed{detail}; "
-            f"finish them with `sedscale resume {paths.root}` first"
-        )
-    sizes = partition_sizes(paths)
-    if attribution is None:
-        attribution = build_attribution(paths, plan.markers.values(), meta)
-    reader = ResultsReader(paths.results_zarr)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+def parse_export_format(value: str) -> ExportFormat:
+    """``value`` (the ``--format`` option) as an :data:`ExportFormat`, a typo refused by name."""
+    for name in EXPORT_FORMATS:
+        if value == name:
+            return name
+    raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {value!r}")
+
+
+def write_parquet(results: CommittedResults, out: Path) -> int:
+    """One Parquet file, written partition by partition; returns the number of rows."""
+    schema = annotated_results_schema()
     rows = 0
-    with atomic_output(out) as tmp, pq.ParquetWriter(tmp, RESULTS_SCHEMA) as writer:
-        for pid in range(meta.n_partitions):
-            marker = plan.markers[pid]
-            if marker.n_rows != sizes[pid]:
-                raise CampaignError(f"{paths.root}: partition {pid} committed {marker.n_rows} rows, the plan has {sizes[pid]}")
-            table = attribution.apply(pid, reader.read_partition(pid, sizes[pid]))
+    with atomic_output(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for _, table in results.tables():
             if table.num_rows:
-                writer.write_table(table)
+                writer.write_table(table.cast(schema))
             rows += table.num_rows
     return rows
+
+
+def export_campaign(root: str | Path, out: str | Path, *, format: ExportFormat = "parquet",
+                    verify: Verify = "checksum", attribution: GpuAttribution | None = None) -> int:
+    """Write every committed row to ``out`` in ``format``, ``gpu_seconds`` attributed from the
+    nodes' LLM accounting; returns the number of rows."""
+    results = open_committed(root, verify=verify, attribution=attribution)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if format == "hats":
+        return write_hats(results, out)
+    if format == "fits":
+        return write_fits(results, out)
+    return write_parquet(results, out)
