@@ -126,13 +126,11 @@ def create_campaign(
     """Open and check the catalog, plan partitions, index duplicate ids, lay out the campaign."""
     from sedscale.catalog.duplicates import find_duplicate_ids
     from sedscale.catalog.plan import plan_partitions
-    from sedscale.catalog.profiles import load_profile
-    from sedscale.catalog.source import open_catalog
+    from sedscale.catalog.catalog_input import catalog_arg, open_for_profile
 
     refuse_existing(root)
     check_llm_reachable(workflow, site)
-    source = open_catalog(catalog_spec if len(catalog_spec) > 1 else catalog_spec[0])
-    profile = load_profile(profile_spec, source.schema, source=str(source.paths[0]))
+    source, profile = open_for_profile(catalog_arg(catalog_spec), profile_spec)
     partitions = plan_partitions(source, rows_per_partition)
     root.parent.mkdir(parents=True, exist_ok=True)
     # spill to hashed buckets beyond 2.5e5 rows: the driver's memory must not grow with the

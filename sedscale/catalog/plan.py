@@ -1,9 +1,10 @@
-"""Partition planning from Parquet footers alone: which rows of which file each task fits.
+"""Partition planning from metadata alone: which rows of which file each task fits.
 
-A partition never spans two files and is made of whole row groups where possible (the cheapest
-unit to read); a row group larger than the target is split into even row ranges. The plan reads
-only footers (:mod:`sedscale.catalog.source` already has them), keeps O(partitions) memory and is
-deterministic: files in path order, row groups in file order. The campaign layer stores the plan
+A partition never spans two files — so never two HATS pixels — and is made of whole row groups
+where possible (the cheapest unit to read); a row group larger than the target is split into even
+row ranges. A FITS table has no row groups: it is cut into even row ranges. The plan reads only
+metadata (:mod:`sedscale.catalog.source` already has it), keeps O(partitions) memory and is
+deterministic: files in catalog order (path order; HATS pixel order), row groups in file order. The campaign layer stores the plan
 (:mod:`sedscale.campaign.manifest` owns the manifest file); this module only makes it.
 """
 
@@ -55,8 +56,22 @@ def plan_partitions(source: CatalogSource, rows_per_partition: int = DEFAULT_ROW
     if rows_per_partition < 1:
         raise ValueError("rows_per_partition must be at least 1")
     plan: list[Partition] = []
+    form = "fits" if source.form == "fits" else "parquet"
     for file_index, cf in enumerate(source.files):
-        for start, stop, groups, rg_offset in _file_partitions(cf.row_group_rows, rows_per_partition):
-            plan.append(Partition(partition_id=len(plan), file=str(cf.path), file_index=file_index,
-                                  row_start=start, row_stop=stop, row_groups=tuple(groups), rg_offset=rg_offset))
+        pieces = (_file_partitions(cf.row_group_rows, rows_per_partition) if form == "parquet"
+                  else _range_partitions(cf.num_rows, rows_per_partition))
+        for start, stop, groups, rg_offset in pieces:
+            plan.append(Partition(partition_id=len(plan), file=cf.path, file_index=file_index,
+                                  row_start=start, row_stop=stop, row_groups=tuple(groups), rg_offset=rg_offset,
+                                  form=form, pixel_order=cf.pixel_order, pixel=cf.pixel))
     return plan
+
+
+def _range_partitions(n_rows: int, target: int) -> Iterator[tuple[int, int, list[int], int]]:
+    """Even row ranges of a file without row groups (FITS), each at most ``target`` rows."""
+    if n_rows == 0:
+        return
+    pieces = math.ceil(n_rows / target)
+    bounds = [(n_rows * k) // pieces for k in range(pieces + 1)]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        yield a, b, [], 0

@@ -1,136 +1,201 @@
-"""Opening a catalog: one Parquet file, a directory of them, or a glob — footers only.
+"""Opening a catalog in any of the forms surveys ship: flat Parquet, a HATS catalog, FITS tables.
 
-Opening reads each file's Parquet footer (schema, row groups, row counts) and nothing else, so it
-costs the same for a 10^9-row catalog as for a small one per file. Every file-level fault ends in
-one :class:`~sedscale.errors.CatalogError` that names the file (and the column, where one is at
-fault), before anything is written.
+``open_catalog`` looks at what it is given and hands it to the reader of that form:
+
+* a **HATS** catalog or collection root (a directory with ``hats.properties`` or
+  ``collection.properties``; local, ``s3://`` or ``https://``) → :mod:`sedscale.catalog.hats_catalog`;
+* **FITS** files (``*.fits``, ``*.fit``, ``*.fits.gz``; one, a directory or a glob) →
+  :mod:`sedscale.catalog.fits_tables`;
+* otherwise **Parquet** (a file, a directory of ``*.parquet``, a glob) →
+  :mod:`sedscale.catalog.parquet_files`.
+
+Every form yields the same :class:`CatalogSource`: files in a deterministic order with their row
+counts (and row groups, and HATS pixel), the schema the profile is resolved against, the units the
+files record, and the distinct schemas seen. Opening reads metadata only — Parquet footers, a HATS
+catalog's ``_metadata``, FITS headers — never data, so it costs the same for 10^9 rows.
+
+Cross-file checks happen in :meth:`CatalogSource.check_columns`, for the columns a profile uses
+only: a type difference in a column nobody reads must not stop a run, and comparing all 1,594
+columns of every file pairwise made opening O(columns²) per file.
 """
 
 from __future__ import annotations
 
-import glob as globlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Collection, Literal, Mapping, Sequence, Union
 
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
+from sedscale.catalog import storage
 from sedscale.errors import CatalogError
 
 CatalogPath = Union[str, Path, Sequence[Union[str, Path]]]
+CatalogForm = Literal["parquet", "hats", "fits"]
+FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fit.gz", ".fts")
 
 
 @dataclass(frozen=True)
 class CatalogFile:
-    """One Parquet file of a catalog, as its footer describes it."""
+    """One file of a catalog, as its metadata describes it.
 
-    path: Path
+    ``path`` is an absolute local path or a remote URI (see :mod:`sedscale.catalog.storage`).
+    ``size``/``mtime_ns`` are -1 where the form does not stat each file (a HATS catalog is
+    fingerprinted by its metadata files instead). ``row_group_rows`` is empty for FITS tables.
+    """
+
+    path: str
     size: int
     mtime_ns: int
     num_rows: int
     row_group_rows: tuple[int, ...]  # rows in each row group, in order
+    schema_index: int = 0  # which of CatalogSource.schemas this file has
+    pixel_order: int = -1  # HATS pixel (order, index), -1 when not HATS
+    pixel: int = -1
+
+    @property
+    def where(self) -> str:
+        """The file, with its HATS pixel where it has one (for messages)."""
+        return f"{self.path} (pixel Norder={self.pixel_order} Npix={self.pixel})" if self.pixel_order >= 0 else self.path
 
 
 @dataclass(frozen=True)
 class CatalogSource:
-    """A catalog's files (sorted by path, so plans are deterministic) and their shared schema."""
+    """A catalog's files (in a deterministic order) and what they share.
+
+    ``schema`` is the reference schema profiles are resolved against (the first file's, or a HATS
+    catalog's ``_common_metadata``); ``schemas`` are the distinct schemas of all files, so a
+    check costs O(distinct schemas), not O(files). ``units`` maps column names to the unit
+    string the files record (Parquet field metadata, astropy's table metadata, FITS ``TUNIT``).
+    ``extra_fingerprint`` are metadata files whose change means the catalog changed (HATS).
+    """
 
     files: tuple[CatalogFile, ...]
     schema: pa.Schema
+    form: CatalogForm = "parquet"
+    schemas: tuple[pa.Schema, ...] = ()
+    units: Mapping[str, str] = field(default_factory=dict)
+    root: str | None = None
+    extra_fingerprint: tuple[str, ...] = ()
 
     @property
-    def paths(self) -> tuple[Path, ...]:
+    def paths(self) -> tuple[str, ...]:
         return tuple(f.path for f in self.files)
 
     @property
     def num_rows(self) -> int:
         return sum(f.num_rows for f in self.files)
 
+    @property
+    def name(self) -> str:
+        """How messages name the catalog: its root (HATS) or its first file."""
+        return self.root or (self.files[0].path if len(self.files) == 1 else f"{self.files[0].path} (+{len(self.files) - 1} files)")
+
     def fingerprint(self) -> list[dict[str, object]]:
-        """Path, size, mtime and row count of every file: what resume compares."""
-        return [
-            {"path": str(f.path), "size": f.size, "mtime_ns": f.mtime_ns, "num_rows": f.num_rows}
-            for f in self.files
+        """Path, size, mtime and row count of every file (and metadata file): what resume compares."""
+        out: list[dict[str, object]] = [
+            {"path": f.path, "size": f.size, "mtime_ns": f.mtime_ns, "num_rows": f.num_rows} for f in self.files
         ]
+        for meta in self.extra_fingerprint:
+            st = storage.stat(meta)
+            out.append({"path": meta, "size": st.size, "mtime_ns": st.mtime_ns, "num_rows": 0})
+        return out
 
-    def dataset(self, columns: Sequence[str] | None = None) -> ds.Dataset:
-        """A pyarrow dataset over the files, for streaming scans with column projection."""
-        return ds.dataset([str(p) for p in self.paths], format="parquet", schema=self.schema)
+    def check_columns(self, columns: Sequence[str], optional: Collection[str] = ()) -> None:
+        """Every file has each of ``columns`` (``optional`` ones may be absent) with the reference type.
+
+        Raises :class:`CatalogError` naming a file (and its HATS pixel) and the column.
+        """
+        for index, schema in enumerate(self.schemas or (self.schema,)):
+            names = set(schema.names)
+            for col in columns:
+                ref = self.schema.field(col).type if col in self.schema.names else None
+                if col not in names:
+                    if col in optional:
+                        continue
+                    raise CatalogError(f"{self._file_with_schema(index)}: no column {col!r} "
+                                       f"(every file of the catalog needs it)")
+                typ = schema.field(col).type
+                if ref is not None and typ != ref:
+                    raise CatalogError(
+                        f"{self._file_with_schema(index)}: column {col!r} has type {typ}, but "
+                        f"{self._file_with_schema(0)} has {ref}; every file of a catalog must agree"
+                    )
+
+    def _file_with_schema(self, index: int) -> str:
+        for f in self.files:
+            if f.schema_index == index:
+                return f.where
+        return self.name
 
 
-def _expand(path: CatalogPath) -> list[Path]:
+def _single(path: CatalogPath) -> str | None:
     if isinstance(path, (list, tuple)):
-        out: list[Path] = []
-        for p in path:
-            out.extend(_expand(p))
-        return sorted(set(out))
-    text = str(path)
-    if any(ch in text for ch in "*?["):
-        matches = sorted(Path(m) for m in globlib.glob(text, recursive=True) if Path(m).is_file())
-        if not matches:
-            raise CatalogError(f"{text}: the glob matches no file")
-        return matches
-    p = Path(text)
-    if p.is_dir():
-        matches = sorted(q for q in p.rglob("*.parquet") if q.is_file())
-        if not matches:
-            raise CatalogError(f"{p}: the directory holds no *.parquet file")
-        return matches
-    if not p.exists():
-        raise CatalogError(f"{p}: no such file")
-    return [p]
+        return str(path[0]) if len(path) == 1 else None
+    return str(path)
 
 
-def _open_file(path: Path) -> tuple[CatalogFile, pa.Schema]:
-    stat = path.stat()
-    if stat.st_size == 0:
-        raise CatalogError(f"{path}: the file is empty (0 bytes)")
-    try:
-        meta = pq.read_metadata(path)
-        schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-        raise CatalogError(
-            f"{path}: not a readable Parquet file (truncated or corrupt?): {exc}"
-        ) from exc
-    rg_rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-    return (
-        CatalogFile(path.resolve(), stat.st_size, stat.st_mtime_ns, meta.num_rows, rg_rows),
-        schema,
-    )
+def detect_form(path: CatalogPath) -> CatalogForm:
+    """Which reader ``path`` needs (see the module docstring)."""
+    texts = [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)]
+    one = _single(path)
+    if one is not None and not any(ch in one for ch in "*?["):
+        from sedscale.catalog.hats_catalog import looks_like_hats
+
+        if looks_like_hats(storage.normalize(one)):
+            return "hats"
+    if all(t.lower().endswith(FITS_SUFFIXES) for t in texts):
+        return "fits"
+    if one is not None and storage.is_dir(storage.normalize(one)) and _dir_is_fits(storage.normalize(one)):
+        return "fits"
+    return "parquet"
+
+
+def _dir_is_fits(location: str) -> bool:
+    return bool(storage.find_files(location, FITS_SUFFIXES)) and not storage.find_files(location, (".parquet",))
 
 
 def open_catalog(path: CatalogPath) -> CatalogSource:
-    """Open a catalog from a file, a directory (``*.parquet`` below it) or a glob.
+    """Open a catalog given as a Parquet file/directory/glob, a HATS root, or FITS file(s).
 
-    Raises :class:`CatalogError` naming the file for: nothing matched, unreadable or truncated
-    Parquet, a catalog with no rows, files whose schemas disagree on a column.
+    Raises :class:`CatalogError` naming the file (or HATS pixel) for: nothing matched, an
+    unreadable or truncated file, a HATS directory without its properties file, a catalog with
+    no rows.
     """
-    paths = _expand(path)
-    files: list[CatalogFile] = []
-    schema: pa.Schema | None = None
-    first: Path | None = None
-    for p in paths:
-        cf, file_schema = _open_file(p)
-        files.append(cf)
-        if schema is None:
-            schema, first = file_schema, p
-            continue
-        for field in file_schema:
-            idx = schema.get_field_index(field.name)
-            if idx >= 0 and schema.field(idx).type != field.type:
-                raise CatalogError(
-                    f"{p}: column {field.name!r} has type {field.type}, but {first} has "
-                    f"{schema.field(idx).type}; every file of a catalog must agree"
-                )
-        missing = [n for n in schema.names if n not in file_schema.names]
-        if missing:
-            raise CatalogError(f"{p}: missing column(s) {missing} that {first} has")
-    assert schema is not None
-    total = sum(f.num_rows for f in files)
-    if total == 0:
-        where = files[0].path if len(files) == 1 else f"{len(files)} files under {path}"
-        raise CatalogError(f"{where}: the catalog has no rows")
-    return CatalogSource(tuple(files), schema)
+    form = detect_form(path)
+    if form == "hats":
+        from sedscale.catalog.hats_catalog import open_hats
 
+        one = _single(path)
+        assert one is not None
+        return open_hats(storage.normalize(one))
+    if form == "fits":
+        from sedscale.catalog.fits_tables import open_fits
+
+        return open_fits(path)
+    from sedscale.catalog.parquet_files import open_parquet
+
+    return open_parquet(path)
+
+
+def check_catalog_rows(source: CatalogSource, spec: object) -> CatalogSource:
+    """``source`` unless it has no rows (then a CatalogError naming it)."""
+    if source.num_rows == 0:
+        where = source.files[0].path if len(source.files) == 1 else f"{len(source.files)} files under {spec}"
+        raise CatalogError(f"{where}: the catalog has no rows")
+    return source
+
+
+def distinct_schemas(schemas: Sequence[pa.Schema]) -> tuple[tuple[pa.Schema, ...], list[int]]:
+    """The distinct schemas (ignoring schema-level metadata such as pandas' index ranges) and,
+    for each input, the index of its distinct schema."""
+    seen: dict[bytes, int] = {}
+    unique: list[pa.Schema] = []
+    index: list[int] = []
+    for schema in schemas:
+        key = schema.remove_metadata().serialize().to_pybytes()
+        if key not in seen:
+            seen[key] = len(unique)
+            unique.append(schema)
+        index.append(seen[key])
+    return tuple(unique), index

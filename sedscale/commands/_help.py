@@ -100,3 +100,7 @@ def use_plain_help(app: typer.Typer) -> None:
             group.cls = SedscaleGroup
         if group.typer_instance is not None:
             use_plain_help(group.typer_instance)
+
+#: The catalog argument's help, shared by validate, plan, fit and submit (one wording of the forms).
+CATALOG_HELP = ("Parquet file(s), a directory or a glob; a HATS catalog or collection root; FITS table(s). "
+                "Local paths, s3:// (anonymous unless AWS credentials are set) or https://.")

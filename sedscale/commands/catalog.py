@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
+from sedscale.commands._help import CATALOG_HELP
+
 from sedscale.errors import EXIT_CODES_HELP
 
 if TYPE_CHECKING:
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def validate(
-    catalog: List[str] = typer.Argument(..., help="Parquet file(s), a directory or a glob."),
+    catalog: List[str] = typer.Argument(..., help=CATALOG_HELP),
     profile: str = typer.Option("generic", "--profile", "-p", help="generic | euclid-q1 | roman | FILE.yaml"),
     min_bands: int = typer.Option(3, help="usable bands a source needs"),
     require_redshift: bool = typer.Option(False, help="quarantine rows without a redshift (no photo-z)"),
@@ -28,14 +30,12 @@ def validate(
     """
     import time
 
-    from sedscale.catalog.profiles import load_profile
+    from sedscale.catalog.catalog_input import catalog_arg, open_for_profile
     from sedscale.catalog.scan import validate_catalog
-    from sedscale.catalog.source import open_catalog
     from sedscale.catalog.validate import ValidationRules
     from sedscale.commands._common import print_json, progress_bar
 
-    source = open_catalog(catalog if len(catalog) > 1 else catalog[0])
-    prof = load_profile(profile, source.schema, source=str(source.paths[0]))
+    source, prof = open_for_profile(catalog_arg(catalog), profile)
     rules = ValidationRules(min_bands=min_bands, require_redshift=require_redshift)
     t0 = time.perf_counter()
     with progress_bar(transient=True) as bar:
@@ -82,21 +82,22 @@ def _print_validation(result: CatalogValidation, *, n_files: int, profile_name: 
 
 
 def plan(
-    catalog: List[str] = typer.Argument(..., help="Parquet file(s), a directory or a glob."),
+    catalog: List[str] = typer.Argument(..., help=CATALOG_HELP),
     rows_per_partition: int = typer.Option(50_000, "--rows-per-partition", "-n", help="target rows per partition"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the manifest (Parquet) here"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
 ) -> None:
-    """Plan partitions from Parquet footers only (no data pages are read)."""
+    """Plan partitions from metadata only (Parquet footers, a HATS catalog's _metadata, FITS headers; no data is read)."""
     import time
 
     from sedscale.campaign.manifest import write_manifest
+    from sedscale.catalog.catalog_input import catalog_arg
     from sedscale.catalog.plan import plan_partitions
     from sedscale.catalog.source import open_catalog
     from sedscale.commands._common import print_json
 
     t0 = time.perf_counter()
-    source = open_catalog(catalog if len(catalog) > 1 else catalog[0])
+    source = open_catalog(catalog_arg(catalog))
     manifest = plan_partitions(source, rows_per_partition)
     elapsed = time.perf_counter() - t0
     if output is not None:

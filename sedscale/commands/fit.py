@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, List, Optional, cast
 
 import typer
 
+from sedscale.commands._help import CATALOG_HELP
+
 from sedscale.errors import EXIT_CODES_HELP
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ def default_cache_dir() -> Path:
 
 
 def fit(
-    catalog: List[str] = typer.Argument(..., help="Parquet file(s), a directory or a glob."),
+    catalog: List[str] = typer.Argument(..., help=CATALOG_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="results Parquet file to write"),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="generic | euclid-q1 | roman | FILE.yaml (default: the workflow's)"),
     workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="shipped workflow name or YAML file (default: default)"),
@@ -52,13 +54,11 @@ def fit(
     import time
 
     from sedscale.campaign.workflow import load_workflow
-    from sedscale.catalog.profiles import load_profile
-    from sedscale.catalog.source import open_catalog
+    from sedscale.catalog.catalog_input import catalog_arg, open_for_profile
 
     wf = load_workflow(workflow)
     policy_name = _policy_name(policy)
-    source = open_catalog(catalog if len(catalog) > 1 else catalog[0])
-    prof = load_profile(profile or wf.profile, source.schema, source=str(source.paths[0]))
+    source, prof = open_for_profile(catalog_arg(catalog), profile or wf.profile)
     options = _fit_options(wf, config=config, photoz=photoz, policy=policy_name, llm_url=llm_url,
                            llm_model=llm_model, cache_dir=cache_dir or default_cache_dir())
     t0 = time.perf_counter()

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
+from sedscale.commands._help import CATALOG_HELP
+
 if TYPE_CHECKING:
     from sedscale.campaign.paths import CampaignPaths
 
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 def register(app: typer.Typer) -> None:
     @app.command("submit")
     def submit(
-        catalog: List[str] = typer.Argument(..., help="Parquet file(s), a directory or a glob."),
+        catalog: List[str] = typer.Argument(..., help=CATALOG_HELP),
         site: str = typer.Option("local", "--site", help="Site config name or YAML file."),
         workflow: Optional[str] = typer.Option(None, "--workflow", help="Workflow name or YAML file (default: default)."),
         profile: Optional[str] = typer.Option(None, "--profile", help="Catalog profile (overrides the workflow's)."),
