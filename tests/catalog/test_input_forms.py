@@ -171,3 +171,30 @@ def _rchar() -> int:
         if line.startswith("rchar:"):
             return int(line.split()[1])
     raise AssertionError("no rchar in /proc/self/io")
+
+
+def _generic_yaml(path: Path, optional: set[str]) -> Path:
+    lines = ["id: source_id", "redshift: redshift", "ra: ra", "dec: dec", "bands:"]
+    for band in ("euclid_vis", "euclid_y", "euclid_j", "euclid_h", "lsst_g", "lsst_r"):
+        lines += [f"  - column: flux_{band}", f"    error: fluxerr_{band}", f"    filter: {band}"]
+        if band in optional:
+            lines.append("    optional: true")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fits_tile_without_a_required_band_names_file_and_column(tmp_path: Path) -> None:
+    tiles = write_fits_tiles(_mock_table(60), tmp_path / "tiles", n_tiles=3,
+                             drop_columns={2: ["flux_lsst_g", "fluxerr_lsst_g"]})
+    with pytest.raises(CatalogError, match=rf"{tiles[2].name}.*flux_lsst_g"):
+        open_for_profile(tmp_path / "tiles", _generic_yaml(tmp_path / "p.yaml", set()))
+
+
+def test_optional_band_absent_from_a_tile_reads_as_not_observed(tmp_path: Path) -> None:
+    tiles = write_fits_tiles(_mock_table(60), tmp_path / "tiles", n_tiles=3,
+                             drop_columns={2: ["flux_lsst_g", "fluxerr_lsst_g"]})
+    source, profile = open_for_profile(tmp_path / "tiles", _generic_yaml(tmp_path / "p.yaml", {"lsst_g"}))
+    parts = [p for p in plan_partitions(source, 1_000) if p.file == str(tiles[2])]
+    table = read_partition(parts[0], profile.columns(), profile.optional_columns())
+    assert table.column("flux_lsst_g").null_count == table.num_rows == 20
+    assert table.column("flux_lsst_r").null_count == 0
