@@ -118,27 +118,32 @@ def write_hats_catalog(
     with tempfile.TemporaryDirectory(prefix="sedscale-hats-") as tmp:
         source = Path(tmp) / "input.parquet"
         pq.write_table(table, source)
-        common: dict[str, object] = dict(
-            progress_bar=False, resume=False, tmp_dir=str(Path(tmp) / "work"),
-            create_thumbnail=thumbnail, create_per_partition_stats=partition_stats,
-        )
-        catalog_kwargs: dict[str, object] = dict(
-            input_file_list=[str(source)], file_reader="parquet", ra_column=ra_column,
-            dec_column=dec_column, pixel_threshold=pixel_threshold,
-            highest_healpix_order=highest_order, use_schema_file=str(source),
-        )
+        work = str(Path(tmp) / "work")
+        args: RuntimeArguments
         if margin_arcsec is None:
-            args: ImportArguments | CollectionArguments = ImportArguments(
-                output_path=str(out_dir), output_artifact_name=catalog_name,
-                **common, **catalog_kwargs)  # type: ignore[arg-type]
+            name = catalog_name
+            args = ImportArguments(output_path=str(out_dir), output_artifact_name=name,
+                                   progress_bar=False, resume=False, tmp_dir=work,
+                                   create_thumbnail=thumbnail,
+                                   create_per_partition_stats=partition_stats,
+                                   input_file_list=[str(source)], file_reader="parquet",
+                                   ra_column=ra_column, dec_column=dec_column,
+                                   pixel_threshold=pixel_threshold,
+                                   highest_healpix_order=highest_order,
+                                   use_schema_file=str(source))
         else:
             name = collection_name or f"{catalog_name}_collection"
             args = (CollectionArguments(output_path=str(out_dir), output_artifact_name=name,
-                                        **common)  # type: ignore[arg-type]
-                    .catalog(output_artifact_name=catalog_name, **catalog_kwargs)
+                                        progress_bar=False, resume=False, tmp_dir=work,
+                                        create_thumbnail=thumbnail,
+                                        create_per_partition_stats=partition_stats)
+                    .catalog(output_artifact_name=catalog_name, input_file_list=[str(source)],
+                             file_reader="parquet", ra_column=ra_column, dec_column=dec_column,
+                             pixel_threshold=pixel_threshold, highest_healpix_order=highest_order,
+                             use_schema_file=str(source))
                     .add_margin(margin_threshold=margin_arcsec, is_default=True))
         _run_hats_import(args)
-    return out_dir / (catalog_name if margin_arcsec is None else name)
+    return out_dir / name
 
 
 def _run_hats_import(args: RuntimeArguments) -> None:
