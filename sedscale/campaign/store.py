@@ -11,7 +11,9 @@ Columns come from :data:`sedscale.results.RESULTS_SCHEMA`: floating point fields
 integer and boolean fields to ``ints`` (int64), string fields to ``strings`` (variable-length
 UTF-8). Nulls are exact: the ``_nullmask`` int column holds one bit per schema field. Each data
 array has a coordinate array naming its columns, so ``xarray.open_zarr(store).floats.sel(
-float_column="logmstar")`` works; :func:`open_results_dataset` gives one variable per column.
+float_column="logmstar")`` works; :func:`open_results_dataset` gives one variable per column, and
+:func:`sedscale.open_results` the 1-D view without padding that users read
+(:mod:`sedscale.campaign.results_dataset` says why the store itself stays 2-D).
 
 A partition's chunks are *encoded* here (into bytes, through zarr's own codec pipeline on an
 in-memory store) and *placed* on disk by :mod:`sedscale.campaign.commit`, which owns atomicity.
@@ -250,8 +252,9 @@ class ResultsReader:
 
 
 def open_results_dataset(path: str | Path) -> "xr.Dataset":
-    """An xarray view with one variable per results column (padding rows included; select
-    ``_present == 1`` for real rows, and trust only partitions with a done-marker)."""
+    """The raw store as one (padded) variable per results column: padding rows included (select
+    ``_present == 1``), null mask undecoded, done-markers not consulted — for inspecting the store
+    itself. Users want :func:`sedscale.open_results` (1-D, no padding, units, committed only)."""
     import xarray as xr
 
     raw = xr.open_zarr(str(path))
