@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def validate(
     catalog: List[str] = typer.Argument(..., help=CATALOG_HELP),
-    profile: str = typer.Option("generic", "--profile", "-p", help="generic | euclid-q1 | roman | FILE.yaml"),
+    profile: str = typer.Option("generic", "--profile", "-p", help="generic | euclid-q1 | euclid-q1-irsa | roman | roman-generic | FILE.yaml (docs/PROFILES.md)"),
     min_bands: int = typer.Option(3, help="usable bands a source needs"),
     require_redshift: bool = typer.Option(False, help="quarantine rows without a redshift (no photo-z)"),
     rows_per_partition: int = typer.Option(50_000, help="rows read at a time"),

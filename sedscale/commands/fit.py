@@ -40,7 +40,7 @@ def default_cache_dir() -> Path:
 def fit(
     catalog: List[str] = typer.Argument(..., help=CATALOG_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="results Parquet file to write"),
-    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="generic | euclid-q1 | roman | FILE.yaml (default: the workflow's)"),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="generic | euclid-q1 | euclid-q1-irsa | roman | roman-generic | FILE.yaml (default: the workflow's)"),
     workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="shipped workflow name or YAML file (default: default)"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="a FitConfig YAML replacing the workflow's fit section"),
     photoz: Optional[bool] = typer.Option(None, "--photoz/--no-photoz", help="fit the redshift where the catalog has none"),
