@@ -81,6 +81,8 @@ class Engine(ABC):
     name = "engine"
     scheduler = "local"
     run_files: RunFiles = RunFiles()
+    #: variables the scheduler's commands need (a site's ``scheduler_options.environment``)
+    scheduler_environment: dict[str, str] = {}
     _job_recorder: Optional[JobRecorder] = None
     _process_recorder: Optional[ProcessRecorder] = None
 
@@ -98,7 +100,8 @@ class Engine(ABC):
             self._process_recorder = ProcessRecorder(self.run_files.processes, self.process_roots)
             self._process_recorder.start()
         if self.run_files.jobs is not None and self.scheduler != "local":
-            self._job_recorder = JobRecorder(self.run_files.jobs, self.scheduler, self.job_ids)
+            self._job_recorder = JobRecorder(self.run_files.jobs, self.scheduler, self.job_ids,
+                                             environment=self.scheduler_environment)
             self._job_recorder.start()
 
     def _record_jobs_now(self) -> None:

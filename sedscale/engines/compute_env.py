@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 from sedscale.engines.base import worker_thread_env
 from sedscale.engines.schedulers import batch_scheduler
@@ -72,3 +72,38 @@ def check_submittable(site: SiteConfig) -> None:
         py = compute_python(site)
         if not os.path.exists(py):
             raise ConfigError(f"site {site.name!r}: scheduler_options.venv: {py} does not exist")
+
+
+def scheduler_environment(site: SiteConfig) -> dict[str, str]:
+    """The variables a batch site's scheduler commands and jobs need (none for a local site)."""
+    if site.scheduler == "local":
+        return {}
+    return site.batch_options.resolved_environment()
+
+
+class ProcessEnvironment:
+    """Variables added to this process's environment while an engine runs, restored afterwards.
+
+    Why process-wide: Parsl's providers and dask-jobqueue run ``sbatch``/``squeue``/``scancel``
+    with the driver's environment and ``sbatch`` exports it to the jobs (whose ``srun`` needs the
+    same ``SLURM_CONF``); neither takes an environment of its own."""
+
+    def __init__(self, variables: Mapping[str, str]) -> None:
+        self.variables = dict(variables)
+        self._saved: Optional[dict[str, Optional[str]]] = None
+
+    def apply(self) -> None:
+        if self._saved is not None or not self.variables:
+            return
+        self._saved = {key: os.environ.get(key) for key in self.variables}
+        os.environ.update(self.variables)
+
+    def restore(self) -> None:
+        if self._saved is None:
+            return
+        for key, old in self._saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        self._saved = None

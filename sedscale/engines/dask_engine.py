@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from sedscale.engines.base import Engine, run_task, worker_thread_env
+from sedscale.engines.compute_env import ProcessEnvironment, scheduler_environment
 from sedscale.engines.site import SiteConfig
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class DaskEngine(Engine):
         if self.hpc:
             o = site.batch_options
             self.workers = jobqueue_processes(site) * o.nodes_per_block * o.max_blocks
+        self.scheduler_environment = scheduler_environment(site)
+        self._environment = ProcessEnvironment(self.scheduler_environment)
         self._cluster: Optional["SpecCluster"] = None
         self._client: Optional["Client"] = None
         self._stop = threading.Event()
@@ -54,7 +57,12 @@ class DaskEngine(Engine):
 
         self.local_directory.mkdir(parents=True, exist_ok=True)
         if self.hpc:
-            self._start_jobqueue()
+            self._environment.apply()
+            try:
+                self._start_jobqueue()
+            except BaseException:
+                self.shutdown()
+                raise
             return
         # set before the worker process starts, so BLAS reads it when numpy is first imported
         pre_spawn = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
@@ -70,7 +78,9 @@ class DaskEngine(Engine):
         don't surface as KilledWorker."""
         from distributed import Client
 
+        from sedscale.engines.block_start import wait_for_first_worker
         from sedscale.engines.dask_config import jobqueue_cluster_class, jobqueue_kwargs
+        from sedscale.engines.schedulers import batch_scheduler
 
         o = self.site.batch_options
         kwargs: dict[str, Any] = jobqueue_kwargs(self.site, self.local_directory)
@@ -78,10 +88,12 @@ class DaskEngine(Engine):
         cluster.adapt(minimum_jobs=max(o.min_blocks, 1) * o.nodes_per_block,
                       maximum_jobs=o.max_blocks * o.nodes_per_block, interval="2s", wait_count=30)
         self._cluster = cluster
-        self._client = Client(cluster)
+        client = self._client = Client(cluster)
         threading.Thread(target=self._watch_jobs, name="sedscale-dask-jobs", daemon=True).start()
         self._start_recorders()
-        self._client.wait_for_workers(1, timeout=300)
+        wait_for_first_worker(lambda: len(client.scheduler_info()["workers"]), self.job_ids,
+                              batch_scheduler(self.site.scheduler, self.scheduler_environment),
+                              o.block_start_timeout_s)
 
     def _watch_jobs(self) -> None:
         """Replace jobs that died outside Dask's control (scancel, node failure, walltime).
@@ -91,7 +103,7 @@ class DaskEngine(Engine):
         lets ``adapt`` scale back to its minimum."""
         from sedscale.engines.schedulers import batch_scheduler
 
-        scheduler = batch_scheduler(self.site.scheduler)
+        scheduler = batch_scheduler(self.site.scheduler, self.scheduler_environment)
         while not self._stop.wait(self.site.batch_options.status_poll_s):
             cluster = self._cluster
             if cluster is None:
@@ -134,6 +146,7 @@ class DaskEngine(Engine):
         if cluster is not None:
             cluster.close()  # cancels the jobs
         self._stop_recorders()
+        self._environment.restore()
 
 
 def _drop_workers(cluster: "SpecCluster", names: list[str]) -> None:

@@ -14,17 +14,20 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 from sedscale.engines.recorder import PeriodicRecorder
 from sedscale.engines.schedulers import batch_scheduler
 from sedscale.fsutil import atomic_write
 
 
-def write_jobs(path: Path, scheduler: str, job_ids: list[str]) -> None:
+def write_jobs(path: Path, scheduler: str, job_ids: list[str],
+               environment: Optional[Mapping[str, str]] = None) -> None:
+    """Record ``job_ids`` with the scheduler's name and the environment its commands need (a test
+    cluster's SLURM_CONF), so a later driver reaches the same cluster to cancel them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"scheduler": scheduler, "pid": os.getpid(), "host": socket.gethostname(),
-            "job_ids": sorted(set(job_ids))}
+            "job_ids": sorted(set(job_ids)), "environment": dict(environment or {})}
     atomic_write(path, json.dumps(data).encode(), path.parent)
 
 
@@ -38,7 +41,7 @@ def cancel_orphans(path: Path) -> list[str]:
         return []
     if data.get("pid") == os.getpid() and data.get("host") == socket.gethostname():
         return []  # our own engine's jobs
-    scheduler = batch_scheduler(str(data.get("scheduler", "slurm")))
+    scheduler = batch_scheduler(str(data.get("scheduler", "slurm")), data.get("environment") or {})
     alive = scheduler.live_job_ids()
     ids = [str(j) for j in data.get("job_ids", [])]
     doomed = [j for j in ids if alive is None or j in alive]
@@ -50,9 +53,11 @@ def cancel_orphans(path: Path) -> list[str]:
 class JobRecorder(PeriodicRecorder):
     """Background thread: keeps ``path`` in step with ``job_ids()`` until stopped."""
 
-    def __init__(self, path: Path, scheduler: str, job_ids: Callable[[], list[str]], period: float = 2.0) -> None:
+    def __init__(self, path: Path, scheduler: str, job_ids: Callable[[], list[str]], period: float = 2.0,
+                 environment: Optional[Mapping[str, str]] = None) -> None:
         super().__init__(period, "sedscale-job-recorder")
         self.path, self.scheduler, self.job_ids = Path(path), scheduler, job_ids
+        self.environment = dict(environment or {})
         self._last: Optional[list[str]] = None
 
     def record(self) -> None:
@@ -61,7 +66,7 @@ class JobRecorder(PeriodicRecorder):
         except Exception:  # noqa: BLE001 - the engine may be shutting down
             return
         if ids != self._last:
-            write_jobs(self.path, self.scheduler, ids)
+            write_jobs(self.path, self.scheduler, ids, self.environment)
             self._last = ids
 
     def stop(self, clean: bool = True) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from sedscale.engines.base import Engine, run_task
+from sedscale.engines.compute_env import ProcessEnvironment, scheduler_environment
 from sedscale.engines.processes import this_process
 from sedscale.engines.site import SiteConfig
 
@@ -32,6 +33,8 @@ class ParslEngine(Engine):
         self.run_dir = Path(run_dir)
         self.workers = workers or site.parsl.max_workers_per_node or site.workers_per_node
         self.hpc = site.scheduler != "local"
+        self.scheduler_environment = scheduler_environment(site)
+        self._environment = ProcessEnvironment(self.scheduler_environment)
         self._dfk: Optional["DataFlowKernel"] = None
         self._app: Any = None
 
@@ -68,10 +71,29 @@ class ParslEngine(Engine):
         if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._environment.apply()
         build = batch_config if self.hpc else local_config
         self._dfk = DataFlowKernel(build(self.site, self.run_dir, self.workers, this_process()))
         self._app = python_app(run_task, data_flow_kernel=self._dfk, cache=False)
         self._start_recorders()
+        if self.hpc:
+            self._await_first_block()
+
+    def _await_first_block(self) -> None:
+        """Return once a worker pool of the first block connected; a block that never starts
+        (drained or down nodes) shuts the engine down and raises BlockStartTimeout."""
+        from sedscale.engines.block_start import wait_for_first_worker
+        from sedscale.engines.schedulers import batch_scheduler
+
+        assert self._dfk is not None
+        htex = self._dfk.executors["sedscale"]
+        scheduler = batch_scheduler(self.site.scheduler, self.scheduler_environment)
+        try:
+            wait_for_first_worker(lambda: len(htex.connected_managers()), self.job_ids, scheduler,  # type: ignore[attr-defined]
+                                  self.site.batch_options.block_start_timeout_s)
+        except BaseException:
+            self.shutdown()
+            raise
 
     def submit(self, ref: str, *args: Any) -> Future[Any]:
         if self._app is None:
@@ -86,3 +108,4 @@ class ParslEngine(Engine):
             dfk.cleanup()  # cancels the blocks
             self._dfk = self._app = None
             self._stop_recorders()
+        self._environment.restore()

@@ -7,7 +7,7 @@ site YAML names its scheduler once and a Slurm key in a PBS site is an error nam
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated, Mapping, Optional, Union
 
 from pydantic import BaseModel, Field
 
@@ -22,12 +22,14 @@ _SCHEDULERS: dict[str, type[BatchScheduler]] = {"slurm": SlurmScheduler, "pbs": 
 SCHEDULER_NAMES = ("local", *_SCHEDULERS)
 
 
-def batch_scheduler(name: str) -> BatchScheduler:
-    """The scheduler module's implementation for ``name`` (``slurm`` | ``pbs``)."""
+def batch_scheduler(name: str, environment: Optional[Mapping[str, str]] = None) -> BatchScheduler:
+    """The scheduler module's implementation for ``name`` (``slurm`` | ``pbs``), running its
+    commands with ``environment`` added (a site's ``scheduler_options.environment``)."""
     try:
-        return _SCHEDULERS[name]()
+        cls = _SCHEDULERS[name]
     except KeyError:
         raise ValueError(f"{name!r} is not a batch scheduler (one of {', '.join(_SCHEDULERS)})") from None
+    return cls(environment)
 
 
 def option_fields(name: str) -> set[str]:

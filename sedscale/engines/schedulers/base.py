@@ -9,6 +9,7 @@ implement it; nothing outside this package branches on a scheduler's name.
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import shutil
 import subprocess
@@ -92,6 +93,12 @@ class BatchOptions(BaseModel):
     worker_lifetime: str = Field("25m", description="Dask worker --lifetime (before the walltime kills it)")
     worker_lifetime_stagger: str = Field("2m", description="Dask worker --lifetime-stagger")
     dask_processes_per_node: Optional[int] = Field(None, ge=1, description="Dask worker processes per job; default workers_per_node")
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="environment of the scheduler's commands and of the batch jobs "
+                                          "(e.g. SLURM_CONF of a test cluster); $VARS expanded")
+    block_start_timeout_s: int = Field(
+        1800, ge=1, description="a campaign whose first block has no worker connected after this long fails "
+                                "with the scheduler's reason (nodes drained or down) instead of waiting forever")
 
     @model_validator(mode="after")
     def _consistent(self) -> "BatchOptions":
@@ -107,6 +114,10 @@ class BatchOptions(BaseModel):
             raise ValueError(f"worker_lifetime ({self.worker_lifetime}) must be shorter than walltime "
                              f"({self.walltime}) so workers retire before the scheduler kills them")
         return self
+
+    def resolved_environment(self) -> dict[str, str]:
+        """:attr:`environment` with ``$VARS`` expanded from the driver's environment."""
+        return {key: os.path.expandvars(value) for key, value in self.environment.items()}
 
     @property
     def walltime_seconds(self) -> int:
@@ -146,6 +157,15 @@ class BatchScheduler(ABC):
     status_tool: ClassVar[str]
     states: ClassVar[Mapping[str, JobState]]
 
+    def __init__(self, environment: Optional[Mapping[str, str]] = None) -> None:
+        #: added to the driver's environment for every scheduler command (a site's ``environment``)
+        self.environment = dict(environment or {})
+
+    def _run(self, command: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run one scheduler command with the site's environment (OSError/TimeoutExpired pass)."""
+        return subprocess.run(command, capture_output=True, text=True, timeout=60,
+                              env=os.environ | self.environment)
+
     def state(self, code: str) -> JobState:
         """The shared state of one of this scheduler's state strings."""
         return self.states.get(code.strip(), JobState.UNKNOWN)
@@ -157,8 +177,7 @@ class BatchScheduler(ABC):
     def live_job_ids(self) -> Optional[set[str]]:
         """Ids of this user's queued or running jobs; None when the scheduler cannot be asked."""
         try:
-            out = subprocess.run(self.status_command(getpass.getuser()), capture_output=True, text=True,
-                                 timeout=60)
+            out = self._run(self.status_command(getpass.getuser()))
         except (OSError, subprocess.TimeoutExpired):
             return None
         if out.returncode != 0:
@@ -173,9 +192,25 @@ class BatchScheduler(ABC):
         if not job_ids:
             return
         try:
-            subprocess.run([self.cancel_tool, *job_ids], capture_output=True, timeout=60)
+            self._run([self.cancel_tool, *job_ids])
         except (OSError, subprocess.TimeoutExpired):
             pass  # not on a machine of this scheduler: its jobs end at their walltime
+
+    def describe_jobs(self, job_ids: list[str]) -> str:
+        """One line per job with its state and the scheduler's reason (why a block is not running);
+        empty when the scheduler cannot be asked."""
+        command = self.reason_command(job_ids)
+        if not job_ids or command is None:
+            return ""
+        try:
+            out = self._run(command)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    def reason_command(self, job_ids: list[str]) -> Optional[list[str]]:
+        """The command that prints ``job_ids`` with their states and pending reasons (None: none)."""
+        return None
 
     @abstractmethod
     def status_command(self, user: str) -> list[str]:

@@ -55,6 +55,9 @@ class PBSScheduler(BatchScheduler):
     def status_command(self, user: str) -> list[str]:
         return ["qstat", "-f", "-F", "json", "-u", user]
 
+    def reason_command(self, job_ids: list[str]) -> Optional[list[str]]:
+        return ["qstat", "-s", *job_ids]  # PBS Pro: the scheduler's comment ("Not Running: ...")
+
     def parse_status(self, text: str) -> list[tuple[str, str]]:
         """Both spellings of each job id: ``123.server`` (qstat's) and ``123`` (qsub may print it)."""
         jobs = json.loads(text or "{}").get("Jobs", {})

@@ -73,6 +73,9 @@ class SlurmScheduler(BatchScheduler):
     def status_command(self, user: str) -> list[str]:
         return ["squeue", "-h", "-u", user, "-o", "%i %t"]
 
+    def reason_command(self, job_ids: list[str]) -> Optional[list[str]]:
+        return ["squeue", "-h", "-j", ",".join(job_ids), "-o", "job %i %T (reason: %r) nodes %D"]
+
     def parse_status(self, text: str) -> list[tuple[str, str]]:
         rows = [line.split() for line in text.splitlines() if line.strip()]
         return [(r[0], r[1]) for r in rows if len(r) > 1]
