@@ -40,6 +40,11 @@ HIVE_COLUMNS = ("Norder", "Dir", "Npix")
 def looks_like_hats(location: str) -> bool:
     """True for a HATS catalog or collection root; a CatalogError for a HATS-shaped directory
     whose properties file is missing (it cannot be read safely without it)."""
+    if storage.is_remote(location):
+        # a web server cannot say "directory"; a properties file under the location can
+        if location.lower().endswith((".parquet", ".fits", ".fit", ".fits.gz")):
+            return False
+        return any(storage.exists(storage.join(location, name)) for name in PROPERTIES_FILES)
     if not storage.is_dir(location):
         return False
     if any(storage.exists(storage.join(location, name)) for name in PROPERTIES_FILES):

@@ -1,9 +1,11 @@
 """``s3://`` catalogs, anonymous as IRSA's bucket is, against a real local S3-compatible server
-(moto's server mode over HTTP on 127.0.0.1 — the same protocol s3fs speaks to AWS)."""
+(moto's server mode over HTTP on 127.0.0.1 — the same protocol s3fs speaks to AWS), and
+``https://``-style catalogs from a local web server."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -56,8 +58,6 @@ def _upload(endpoint: str, local: Path, prefix: str) -> None:
 
 
 def _env(endpoint: str) -> dict[str, str]:
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1"})
     return env
@@ -97,3 +97,30 @@ def test_s3_missing_object_is_named(s3_endpoint: str) -> None:
                           capture_output=True, text=True, env=_env(s3_endpoint), timeout=300)
     assert proc.returncode == 3
     assert f"s3://{BUCKET}/nothing/here.parquet" in proc.stderr and "no such file" in proc.stderr
+
+
+@pytest.fixture()
+def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A directory served over HTTP by Python's own web server (what an archive's https:// is)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.slow
+def test_https_hats_catalog_is_read_from_its_metadata(http_root: tuple[Path, str]) -> None:
+    local, url = http_root
+    write_hats_catalog(_table(400), local, catalog_name="cat", pixel_threshold=150)
+    result = _validate(f"{url}/cat", dict(os.environ))
+    assert result["rows_total"] == 400 and result["rows_valid"] == 400
+    assert all(str(f).startswith(f"{url}/cat/dataset/Norder=") for f in result["files"])  # type: ignore[union-attr]
