@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 CHILD = r"""
 import json, resource, sys, time
-from sedscale.catalog.source import open_catalog
+from sedscale.catalog.forms import open_catalog
 from sedscale.catalog.plan import plan_partitions
 t0 = time.perf_counter()
 src = open_catalog(sys.argv[1])

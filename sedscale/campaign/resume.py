@@ -15,6 +15,8 @@ from typing import Literal
 
 from sedscale.campaign.meta import CampaignMeta
 from sedscale.catalog import storage
+from sedscale.catalog.catalog_input import catalog_arg
+from sedscale.catalog.forms import open_catalog
 from sedscale.campaign.paths import CampaignPaths
 from sedscale.campaign.state import DoneMarker, load_markers, verify_markers
 from sedscale.errors import CampaignError, ConfigError
@@ -97,9 +99,6 @@ def catalog_changes(meta: CampaignMeta) -> list[str]:
         elif st.mtime_ns != entry["mtime_ns"]:
             changes.append(f"{path} was modified after the campaign was planned")
     if not changes:
-        from sedscale.catalog.catalog_input import catalog_arg
-        from sedscale.catalog.source import open_catalog
-
         spec = meta.catalog.spec
         try:
             now = {str(f["path"]) for f in open_catalog(catalog_arg(spec)).fingerprint()}

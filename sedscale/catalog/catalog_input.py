@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Sequence, Union
 
 from sedscale.catalog.profiles import CatalogProfile, load_profile
-from sedscale.catalog.source import CatalogSource, open_catalog
+from sedscale.catalog.forms import open_catalog
+from sedscale.catalog.source import CatalogSource
 
 CatalogSpec = Union[str, Path, Sequence[Union[str, Path]]]
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sedscale.catalog import storage
+from sedscale.catalog.fits_tables import iter_fits_column, read_fits_rows
 from sedscale.catalog.partition import Partition
 from sedscale.errors import CatalogError
 
@@ -28,8 +29,6 @@ def _where(partition: Partition) -> str:
 def read_partition(partition: Partition, columns: Sequence[str], optional: Collection[str] = ()) -> pa.Table:
     """The rows ``[row_start, row_stop)`` of the partition's file, with ``columns`` only (in order)."""
     if partition.form == "fits":
-        from sedscale.catalog.fits_tables import read_fits_rows
-
         return read_fits_rows(partition, columns, optional)
     fs, inner = storage.arrow_filesystem(partition.file)
     try:
@@ -53,8 +52,6 @@ def read_partition(partition: Partition, columns: Sequence[str], optional: Colle
 def iter_column(form: str, location: str, column: str, batch_rows: int = 1 << 17) -> Iterator[pa.Array]:
     """One column of a whole file, in batches (the duplicate-id scan); bounded memory either form."""
     if form == "fits":
-        from sedscale.catalog.fits_tables import iter_fits_column
-
         yield from iter_fits_column(location, column, batch_rows)
         return
     fs, inner = storage.arrow_filesystem(location)

@@ -1,15 +1,7 @@
-"""Opening a catalog in any of the forms surveys ship: flat Parquet, a HATS catalog, FITS tables.
+"""What an opened catalog is, whatever its form: :class:`CatalogSource` and its files.
 
-``open_catalog`` looks at what it is given and hands it to the reader of that form:
-
-* a **HATS** catalog or collection root (a directory with ``hats.properties`` or
-  ``collection.properties``; local, ``s3://`` or ``https://``) → :mod:`sedscale.catalog.hats_catalog`;
-* **FITS** files (``*.fits``, ``*.fit``, ``*.fits.gz``; one, a directory or a glob) →
-  :mod:`sedscale.catalog.fits_tables`;
-* otherwise **Parquet** (a file, a directory of ``*.parquet``, a glob) →
-  :mod:`sedscale.catalog.parquet_files`.
-
-Every form yields the same :class:`CatalogSource`: files in a deterministic order with their row
+:func:`sedscale.catalog.forms.open_catalog` opens flat Parquet, HATS catalogs and FITS tables;
+every form yields the same :class:`CatalogSource`: files in a deterministic order with their row
 counts (and row groups, and HATS pixel), the schema the profile is resolved against, the units the
 files record, and the distinct schemas seen. Opening reads metadata only — Parquet footers, a HATS
 catalog's ``_metadata``, FITS headers — never data, so it costs the same for 10^9 rows.
@@ -127,55 +119,6 @@ class CatalogSource:
             if f.schema_index == index:
                 return f.where
         return self.name
-
-
-def _single(path: CatalogPath) -> str | None:
-    if isinstance(path, (list, tuple)):
-        return str(path[0]) if len(path) == 1 else None
-    return str(path)
-
-
-def detect_form(path: CatalogPath) -> CatalogForm:
-    """Which reader ``path`` needs (see the module docstring)."""
-    texts = [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)]
-    one = _single(path)
-    if one is not None and not any(ch in one for ch in "*?["):
-        from sedscale.catalog.hats_catalog import looks_like_hats
-
-        if looks_like_hats(storage.normalize(one)):
-            return "hats"
-    if all(t.lower().endswith(FITS_SUFFIXES) for t in texts):
-        return "fits"
-    if one is not None and storage.is_dir(storage.normalize(one)) and _dir_is_fits(storage.normalize(one)):
-        return "fits"
-    return "parquet"
-
-
-def _dir_is_fits(location: str) -> bool:
-    return bool(storage.find_files(location, FITS_SUFFIXES)) and not storage.find_files(location, (".parquet",))
-
-
-def open_catalog(path: CatalogPath) -> CatalogSource:
-    """Open a catalog given as a Parquet file/directory/glob, a HATS root, or FITS file(s).
-
-    Raises :class:`CatalogError` naming the file (or HATS pixel) for: nothing matched, an
-    unreadable or truncated file, a HATS directory without its properties file, a catalog with
-    no rows.
-    """
-    form = detect_form(path)
-    if form == "hats":
-        from sedscale.catalog.hats_catalog import open_hats
-
-        one = _single(path)
-        assert one is not None
-        return open_hats(storage.normalize(one))
-    if form == "fits":
-        from sedscale.catalog.fits_tables import open_fits
-
-        return open_fits(path)
-    from sedscale.catalog.parquet_files import open_parquet
-
-    return open_parquet(path)
 
 
 def check_catalog_rows(source: CatalogSource, spec: object) -> CatalogSource:

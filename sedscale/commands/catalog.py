@@ -93,7 +93,7 @@ def plan(
     from sedscale.campaign.manifest import write_manifest
     from sedscale.catalog.catalog_input import catalog_arg
     from sedscale.catalog.plan import plan_partitions
-    from sedscale.catalog.source import open_catalog
+    from sedscale.catalog.forms import open_catalog
     from sedscale.commands._common import print_json
 
     t0 = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sedscale.catalog.duplicates import DuplicateIndex, find_duplicate_ids
-from sedscale.catalog.source import open_catalog
+from sedscale.catalog.forms import open_catalog
 
 from .catalogs import clean_columns, write
 

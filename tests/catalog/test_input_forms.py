@@ -15,7 +15,7 @@ import pytest
 from sedscale.catalog.catalog_input import open_for_profile
 from sedscale.catalog.plan import plan_partitions
 from sedscale.catalog.read import read_partition
-from sedscale.catalog.source import open_catalog
+from sedscale.catalog.forms import open_catalog
 from sedscale.errors import CatalogError
 from sedscale.testing.catalogs import add_sky_positions, write_fits_tiles, write_hats_catalog
 from tests.catalog.catalogs import clean_columns

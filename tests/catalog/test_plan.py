@@ -13,7 +13,7 @@ import pytest
 from sedscale.campaign.manifest import manifest_table, read_manifest, write_manifest
 from sedscale.catalog.plan import plan_partitions
 from sedscale.catalog.read import read_partition
-from sedscale.catalog.source import open_catalog
+from sedscale.catalog.forms import open_catalog
 
 
 def _bytes_read() -> int:

@@ -8,7 +8,7 @@ import pytest
 
 from sedscale.catalog.profiles import load_profile
 from sedscale.catalog.scan import validate_catalog
-from sedscale.catalog.source import open_catalog
+from sedscale.catalog.forms import open_catalog
 from sedscale.catalog.validate import REASONS, ValidationRules, validate_table
 
 from .catalogs import clean_columns, write
