@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh test
 bash scripts/install-chromium.sh  # headless Chromium renders the HTML report in tests/report
 . .venv/bin/activate
-# The Slurm tests run against a real single-node cluster (installed from Debian's packages if missing).
+# The Slurm tests run against a real single-node cluster (installed from Debian's packages if missing),
+# the multi-node tests (tests/cluster, -m cluster) against the namespace cluster of 3 nodes beside it.
 if [ "${SEDSCALE_NO_SLURM:-0}" != "1" ]; then
   bash scripts/slurm-local.sh start
+  bash scripts/slurm-cluster.sh up 3
 fi
 # Types first: the package is type-checked by mypy (configuration in pyproject.toml).
 python -m mypy

@@ -70,6 +70,9 @@ log = logging.getLogger("sedscale.serve.node")
 DEFAULT_IDLE_GRACE_S = 30.0
 WATCH_INTERVAL_S = 1.0
 ACCOUNTING_EVERY_S = 5.0
+#: a service on another node whose files are older than this is on a lost node (it writes its
+#: accounting every ACCOUNTING_EVERY_S while it runs)
+LOST_AFTER_S = 6 * ACCOUNTING_EVERY_S
 
 # ------------------------------------------------------------------------------------ processes
 
@@ -291,10 +294,20 @@ def request_stop(stop_file: Path) -> None:
         _write_json(stop_file, {"at": time.time(), "pid": os.getpid(), "host": socket.gethostname()})
 
 
+def _silent_for(run_dir: Path) -> float:
+    """Seconds since the newest file of a node's service directory was written (its heartbeat)."""
+    try:
+        newest = max((p.stat().st_mtime for p in Path(run_dir).iterdir() if p.is_file()), default=0.0)
+    except OSError:
+        return 0.0
+    return time.time() - newest if newest else 0.0
+
+
 def wait_stopped(run_dirs: Iterable[Path], timeout_s: float = 60.0) -> list[str]:
     """Wait until the daemon of every node directory in ``run_dirs`` has stopped (or died); returns
     the hosts whose daemon still ran at the deadline. A daemon on another node is judged by its
-    record alone."""
+    record, and not waited for once its files are silent for ``LOST_AFTER_S`` (its node is lost:
+    crashed or cut off — a campaign's end must not wait a minute for a dead node)."""
     record_paths = [Path(d) / "daemon.json" for d in run_dirs]
     deadline = time.monotonic() + timeout_s
     while True:
@@ -306,6 +319,8 @@ def wait_stopped(run_dirs: Iterable[Path], timeout_s: float = 60.0) -> list[str]
             if record.get("host") == socket.gethostname() and not process_alive(
                     int(record["pid"]), record.get("start_time")):
                 continue
+            if record.get("host") != socket.gethostname() and _silent_for(record_path.parent) > LOST_AFTER_S:
+                continue  # a lost node (crashed, cut off): nothing will come from it, don't wait
             running.append(str(record.get("host")))
         if not running or time.monotonic() >= deadline:
             return running
