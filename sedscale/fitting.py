@@ -24,7 +24,14 @@ from sedscale.agent.endpoint import LLMEndpoint
 from sedscale.agent.policy import POLICY_NAMES, Policy, PolicyName
 from sedscale.catalog.validate import ValidationRules, validate_table
 from sedscale.errors import ConfigError
-from sedscale.results import RESULTS_SCHEMA, STATUS_FAILED, STATUS_FITTED, STATUS_QUARANTINED
+from sedscale.results import (
+    PERCENTILE_QUANTITIES,
+    PERCENTILES,
+    RESULTS_SCHEMA,
+    STATUS_FAILED,
+    STATUS_FITTED,
+    STATUS_QUARANTINED,
+)
 from sedscale.sed.api import FitResult, fit_photometry
 from sedscale.sed.config import FitConfig
 
@@ -38,7 +45,11 @@ if TYPE_CHECKING:
 _AGENT_COUNTERS = ("agent_steps", "llm_calls", "tokens_prompt", "tokens_cached", "tokens_completion")
 #: Columns that are null for every row that is not ``fitted``.
 _NULL_UNLESS_FITTED = ("redshift", "logmstar", "logmstar_err", "logsfr", "logsfr_err", "av", "chi2_red",
-                       "accepted", "n_bands", "fit_seconds")
+                       "accepted", "n_bands", "fit_seconds", "detected", "fit_config_id")
+#: Columns null wherever their value is NaN (not estimated): percentiles, z_phot.
+_NULL_WHEN_NAN = ("z_phot", "z_phot_err", *(f"{q}_{p}" for q in PERCENTILE_QUANTITIES for p in PERCENTILES))
+#: Detection threshold of the ``detected`` flag: S/N in at least one band.
+DETECTION_SNR = 3.0
 
 _NO_FIT_REASON = "fit_failed: no model of the grid fits this source (chi2 not finite)"
 _NO_MASS_REASON = ("fit_failed: every model's best normalisation is <= 0 (no significant flux: the source is "
@@ -195,6 +206,10 @@ class _GroupFit:
     estimates: dict[str, tuple[np.ndarray, np.ndarray]]
     z_phot: tuple[np.ndarray, np.ndarray] | None  # (z_phot, z_phot_err) in photo-z mode
     agent_counters: dict[str, np.ndarray] = field(default_factory=dict)
+    #: "<quantity>_<pNN>" → (N,) posterior percentiles (NaN where not estimated)
+    percentiles: dict[str, np.ndarray] = field(default_factory=dict)
+    best_model: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # grid index, -1 none
+    config_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # fit configuration hash
 
     @classmethod
     def from_triage(cls, sources: Photometry, result: FitResult, test: AcceptanceTest, *,
@@ -208,6 +223,10 @@ class _GroupFit:
             accepted=test.passes_array(result), chi2_red=np.asarray(result.chi2_red, float),
             estimates={k: (np.asarray(m, float), np.asarray(s, float)) for k, (m, s) in result.estimates.items()},
             z_phot=z_phot,
+            percentiles={f"{q}_{p}": np.asarray(v, float) for q, by_p in result.percentiles.items()
+                         for p, v in by_p.items()},
+            best_model=np.asarray(result.best_index, np.int64),
+            config_ids=np.full(len(sources), result.config_hash, dtype=object),
         )
 
     @property
@@ -224,12 +243,29 @@ class _GroupFit:
                 err = acols.get(f"{name}_err", self.estimates[name][1])
                 self.estimates[name] = (np.asarray(acols[name], float), np.asarray(err, float))
         self.agent_counters = {name: np.asarray(acols[name]) for name in _AGENT_COUNTERS if name in acols}
+        self._take_agent_model(agent)
         if self.z_phot is not None:
             z, z_err = self.z_phot
             agent_z = agent.extra.get("z_phot")
             agent_err = agent.extra.get("z_phot_err")
             self.z_phot = (z if agent_z is None else np.where(np.isfinite(agent_z), agent_z, z),
                            z_err if agent_err is None else np.where(np.isfinite(agent_err), agent_err, z_err))
+
+
+    def _take_agent_model(self, agent: AgentOutcome) -> None:
+        """The agent's final configuration per source; its best model index and percentiles where
+        the outcome reports them, else (for a source refit under another configuration) none —
+        the triage values would describe a model the source no longer has."""
+        final = np.asarray(agent.config_hash, dtype=object)
+        changed = final != self.config_ids
+        self.config_ids = final
+        best = agent.extra.get("best_model")
+        self.best_model = (np.where(changed, -1, self.best_model) if best is None
+                           else np.asarray(best).astype(np.int64))
+        for name, values in list(self.percentiles.items()):
+            reported = agent.extra.get(name)
+            self.percentiles[name] = (np.where(changed, np.nan, values) if reported is None
+                                      else np.asarray(reported, float))
 
 
 class _ResultRows:
@@ -277,6 +313,13 @@ class _ResultRows:
         cols["reason"][ri[~group.fitted]] = _NO_FIT_REASON
         cols["reason"][ri[group.fitted & ~has_mass]] = _NO_MASS_REASON
         cols["accepted"][ri] = group.accepted & ok
+        with np.errstate(divide="ignore", invalid="ignore"):
+            snr = np.where(sub.error > 0, sub.flux / sub.error, np.nan)
+        cols["detected"][ri] = np.any(np.nan_to_num(snr, nan=-np.inf) >= DETECTION_SNR, axis=1)
+        for name, values in group.percentiles.items():
+            cols[name][ri] = values
+        cols["best_model"][ri] = group.best_model
+        cols["fit_config_id"][ri] = group.config_ids
 
     def table(self) -> pa.Table:
         """The rows as a RESULTS_SCHEMA table, with nulls where a value does not apply."""
@@ -284,8 +327,9 @@ class _ResultRows:
         self.cols["gpu_seconds"][:] = 0.0  # attributed by the campaign from the node's LLM service, if any
         not_fitted = self.status != STATUS_FITTED
         masks = {name: not_fitted for name in _NULL_UNLESS_FITTED}
-        for name in ("z_phot", "z_phot_err"):
+        for name in _NULL_WHEN_NAN:
             masks[name] = not_fitted | np.isnan(self.cols[name].astype(float))
+        masks["best_model"] = not_fitted | (self.cols["best_model"] < 0)
         masks["source_id"] = self.null_id
         arrays = [pa.array(self.cols[f.name], type=f.type, mask=masks.get(f.name)) for f in RESULTS_SCHEMA]
         return pa.Table.from_arrays(arrays, schema=RESULTS_SCHEMA)

@@ -43,8 +43,20 @@ RESULTS_SCHEMA = pa.schema(
         # so results can be joined back by position and written as a HATS catalog
         pa.field("ra", pa.float64()),
         pa.field("dec", pa.float64()),
+        # S/N >= 3 in at least one band: a faint source is fitted, flagged, its p975 an upper limit
+        pa.field("detected", pa.bool_()),
+        # posterior percentiles (2.5, 16, 50, 84, 97.5 %) of the likelihood-weighted grid
+        *[pa.field(f"{q}_{p}", pa.float64()) for q in ("logmstar", "logsfr", "av", "z_phot")
+          for p in ("p025", "p16", "p50", "p84", "p975")],
+        # the best model: its index in the grid of configuration fit_config_id (so it can be rebuilt)
+        pa.field("best_model", pa.int64()),
+        pa.field("fit_config_id", pa.string()),
     ]
 )
+
+#: The posterior quantities with percentile columns, and the percentile suffixes (in order).
+PERCENTILE_QUANTITIES = ("logmstar", "logsfr", "av", "z_phot")
+PERCENTILES = {"p025": 2.5, "p16": 16.0, "p50": 50.0, "p84": 84.0, "p975": 97.5}
 
 RESULT_COLUMNS = tuple(RESULTS_SCHEMA.names)
 
@@ -86,6 +98,9 @@ RESULT_UNITS: dict[str, str] = {
     "av": "mag", "chi2_red": "",
     "gpu_seconds": "s", "fit_seconds": "s",
     "ra": "deg", "dec": "deg",
+    **{f"logmstar_{p}": "dex(solMass)" for p in ("p025", "p16", "p50", "p84", "p975")},
+    **{f"logsfr_{p}": "dex(solMass / yr)" for p in ("p025", "p16", "p50", "p84", "p975")},
+    **{f"av_{p}": "mag" for p in ("p025", "p16", "p50", "p84", "p975")},
 }
 
 #: One line per results column: what it means (FITS ``TCOMM``, Parquet field metadata, the
@@ -114,6 +129,12 @@ RESULT_DESCRIPTIONS: dict[str, str] = {
     "fit_seconds": "CPU wall seconds of the source's fits",
     "ra": "right ascension of the input position (ICRS)",
     "dec": "declination of the input position (ICRS)",
+    "detected": "signal-to-noise >= 3 in at least one band",
+    **{f"{q}_{p}": f"{pct:g}th percentile of the {q} posterior"
+       for q in ("logmstar", "logsfr", "av", "z_phot")
+       for p, pct in (("p025", 2.5), ("p16", 16.0), ("p50", 50.0), ("p84", 84.0), ("p975", 97.5))},
+    "best_model": "index of the best-fitting model in the grid of fit_config_id",
+    "fit_config_id": "hash of the fit configuration of the final fit (sedscale.sed.config)",
 }
 
 

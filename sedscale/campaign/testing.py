@@ -63,6 +63,8 @@ def synthetic_results(row_start: int, n: int) -> pa.Table:
         "ra": pa.array(360.0 * phase),
         "dec": pa.array(-60.0 + 30.0 * phase),
     }
+    for field in RESULTS_SCHEMA:  # later columns (percentiles, provenance): not estimated here
+        cols.setdefault(field.name, pa.nulls(n, field.type))
     return pa.table(cols, schema=RESULTS_SCHEMA)
 
 

@@ -72,6 +72,9 @@ class FitResult:
     pz: np.ndarray | None = None  # (N, Z) on z_grid
     z_grid: np.ndarray | None = None
     fitted: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # a fit was made
+    #: quantity (``logmstar``, ``logsfr``, ``av``, ``z_phot``) → percentile suffix (``p025``, ``p16``,
+    #: ``p50``, ``p84``, ``p975``; :data:`sedscale.results.PERCENTILES`) → (N,) values
+    percentiles: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.source_id.shape[0])
