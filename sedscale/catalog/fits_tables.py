@@ -1,16 +1,17 @@
 """FITS binary tables as sedscale input (e.g. Euclid's per-tile MER catalogues), read with astropy.
 
 Opening reads headers only: the first binary-table HDU's column names, formats (``TFORMn``),
-units (``TUNITn``) and row count (``NAXIS2``). Reading a partition maps the file (``memmap``) and
-copies just its row range of just the projected columns, so memory is bounded by the partition,
-not the file. Integer columns stay integers: a 64-bit ``K`` id column becomes int64 (reading
+units (``TUNITn``) and row count (``NAXIS2``). Reading a partition seeks to its rows and reads them
+in chunks of :data:`CHUNK_ROWS` with plain reads, keeping just the projected columns, so memory is
+bounded by the partition's output, not the file. Integer columns stay integers: a 64-bit ``K`` id column becomes int64 (reading
 through a float — as ``QTable`` can — loses digits of Euclid's 19-digit ids). ``TNULLn`` values of
 integer columns become nulls; unsigned columns stored with ``TZERO`` come back as their true
-values (astropy applies ``TZERO``/``TSCAL``).
+values (``TZERO``/``TSCAL`` applied as the FITS standard says).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Collection, Iterator, Sequence
 
 import numpy as np
@@ -104,46 +105,93 @@ def open_fits(path: CatalogPath) -> CatalogSource:
     return check_catalog_rows(CatalogSource(tuple(files), unique[0], "fits", unique, units), path)
 
 
-def _column_array(values: np.ndarray, null_value: Any) -> pa.Array:
+#: Rows decoded at a time: bounds the memory of a read to CHUNK_ROWS × the row's width in bytes,
+#: however wide the table (IRSA's 1,594 columns: ~1e4 bytes a row, ~40 MB a chunk).
+CHUNK_ROWS = 4_096
+
+
+@dataclass(frozen=True)
+class _TableLayout:
+    """Where a binary table's rows lie in its file, and how a row is laid out on disk."""
+
+    data_offset: int
+    row_bytes: int
+    n_rows: int
+    disk_dtype: np.dtype[Any]  # big-endian record of one row
+    columns: dict[str, Any]  # name → astropy Column (format, TNULL, TZERO, TSCAL)
+
+
+def _layout(location: str) -> _TableLayout:
+    with _open(location) as hdul:
+        hdu = _table_hdu(hdul, location)
+        row_bytes = int(hdu.header["NAXIS1"])
+        dtype = np.dtype(hdu.columns.dtype).newbyteorder(">")
+        if dtype.itemsize != row_bytes:
+            raise CatalogError(f"{location}: the table's row layout ({dtype.itemsize} bytes) does not match NAXIS1 "
+                               f"({row_bytes}); variable-length or bit columns are not supported")
+        return _TableLayout(int(hdu.fileinfo()["datLoc"]), row_bytes, int(hdu.header.get("NAXIS2", 0)), dtype,
+                            {c.name: c for c in hdu.columns})
+
+
+def _open_bytes(location: str) -> Any:
+    if storage.is_remote(location):
+        return storage.fsspec_filesystem(location).open(storage.fs_path(location), "rb")
+    return open(location, "rb")
+
+
+def _iter_records(location: str, layout: _TableLayout, start: int, stop: int,
+                  chunk_rows: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
+    """The rows ``[start, stop)`` as on-disk records, CHUNK_ROWS at a time (plain reads, no map:
+    a memory map kept every page read resident — peak RSS grew 2.3× from 10^6 to 10^7 rows)."""
+    with _open_bytes(location) as fh:
+        for a in range(start, stop, chunk_rows):
+            b = min(stop, a + chunk_rows)
+            fh.seek(layout.data_offset + a * layout.row_bytes)
+            buf = fh.read((b - a) * layout.row_bytes)
+            if len(buf) != (b - a) * layout.row_bytes:
+                raise CatalogError(f"{location}: rows {a}..{b} lie past the end of the file (truncated?)")
+            yield np.frombuffer(buf, dtype=layout.disk_dtype)
+
+
+def _decode(values: np.ndarray, column: Any) -> pa.Array:
+    """One column's on-disk values as Arrow: native byte order, TZERO/TSCAL applied, TNULL → null."""
+    if str(column.format).lstrip("0123456789") == "L":
+        raw = values.view(np.uint8)
+        return pa.array(raw == ord("T"), mask=raw == 0)
     if values.dtype.kind == "S":
         return pa.array(np.char.decode(np.char.rstrip(values), "ascii", "replace").astype(object), pa.string())
-    native = values.astype(values.dtype.newbyteorder("="), copy=False)
-    mask = None
-    if null_value is not None and native.dtype.kind in "iu":
-        mask = native == int(null_value)
+    native = values.astype(values.dtype.newbyteorder("="))
+    mask = native == int(column.null) if column.null is not None and native.dtype.kind in "iu" else None
+    bzero, bscale = column.bzero, column.bscale
+    if native.dtype.kind == "i" and bzero and not bscale and int(bzero) == 1 << (8 * native.dtype.itemsize - 1):
+        unsigned = native.view(native.dtype.str.replace("i", "u"))
+        return pa.array(unsigned ^ np.array(int(bzero), dtype=unsigned.dtype), mask=mask)
+    if bzero or bscale:
+        native = native * float(bscale or 1.0) + float(bzero or 0.0)
     return pa.array(native, mask=mask)
 
 
 def read_fits_rows(partition: Partition, columns: Sequence[str], optional: Collection[str] = ()) -> pa.Table:
     """Rows ``[row_start, row_stop)`` of a FITS table's ``columns`` (absent optional ones all-null)."""
     location = partition.file
-    with _open(location) as hdul:
-        hdu = _table_hdu(hdul, location)
-        present = {c.name: c for c in hdu.columns}
-        try:
-            rows = hdu.data[partition.row_start:partition.row_stop]
-            arrays, names = [], []
-            for name in columns:
-                if name not in present:
-                    if name in optional:
-                        arrays.append(pa.nulls(partition.n_rows, pa.float64()))
-                        names.append(name)
-                        continue
-                    raise CatalogError(f"{location}: no column {name!r}")
-                arrays.append(_column_array(np.asarray(rows[name]), present[name].null))
-                names.append(name)
-        except (OSError, ValueError, TypeError, IndexError) as exc:
-            raise CatalogError(f"{location}: cannot read rows {partition.row_start}..{partition.row_stop}: {exc}") from exc
-    return pa.Table.from_arrays(arrays, names=names)
+    layout = _layout(location)
+    missing = [c for c in columns if c not in layout.columns and c not in optional]
+    if missing:
+        raise CatalogError(f"{location}: no column {missing[0]!r}")
+    present = [c for c in columns if c in layout.columns]
+    pieces: dict[str, list[pa.Array]] = {c: [] for c in present}
+    for records in _iter_records(location, layout, partition.row_start, partition.row_stop):
+        for name in present:
+            pieces[name].append(_decode(records[name], layout.columns[name]))
+    arrays = [pa.chunked_array(pieces[c]) if c in pieces else pa.chunked_array([pa.nulls(partition.n_rows, pa.float64())])
+              for c in columns]
+    return pa.Table.from_arrays(arrays, names=list(columns))
 
 
 def iter_fits_column(location: str, column: str, batch_rows: int) -> Iterator[pa.Array]:
-    """One column of a FITS table in batches of ``batch_rows`` (memory-mapped: bounded memory)."""
-    with _open(location) as hdul:
-        hdu = _table_hdu(hdul, location)
-        names = {c.name: c for c in hdu.columns}
-        if column not in names:
-            raise CatalogError(f"{location}: no column {column!r}")
-        n = int(hdu.header.get("NAXIS2", 0))
-        for start in range(0, n, batch_rows):
-            yield _column_array(np.asarray(hdu.data[start:start + batch_rows][column]), names[column].null)
+    """One column of a FITS table in batches (the duplicate-id scan), bounded memory."""
+    layout = _layout(location)
+    if column not in layout.columns:
+        raise CatalogError(f"{location}: no column {column!r}")
+    for records in _iter_records(location, layout, 0, layout.n_rows, min(batch_rows, CHUNK_ROWS)):
+        yield _decode(records[column], layout.columns[column])
