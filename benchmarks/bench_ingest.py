@@ -15,10 +15,8 @@ to the new address space.
 * ``rss``: HATS catalogs of each of ``--rss-rows`` rows × ``--rss-columns`` columns: peak RSS of
   the largest ÷ the smallest (target ≤ 1.2).
 * ``fits``: the same for ``--fits-files`` FITS tiles (native MER names, ``TUNIT`` µJy). The
-  FITS reader maps the files (``memmap``), and ``rchar`` does not count mapped pages: for FITS
-  the bytes figure is the headers and whatever is read by syscalls only. A FITS row holds all
-  its columns side by side and is narrower than a page, so every page of the rows read is
-  touched: the data touched is the whole file whatever the profile.
+  FITS reader seeks and reads whole rows in chunks (a FITS table is row-major), so the bytes
+  read are the rows' full width whatever the profile.
 
 The catalogs are written pixel by pixel with pyarrow and hats' own metadata writers
 (:func:`sedscale.testing.catalogs.write_hats_pixels`; hats-import's map/split/reduce of 4 GB
