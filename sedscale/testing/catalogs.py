@@ -292,9 +292,12 @@ def _q1_core(table: pa.Table, seed: int) -> list[tuple[pa.Field, pa.Array]]:
     base = np.abs(table.column(vis_name).to_numpy()) + 1e-3
     out.append(_flux_field("mer_flux_detection_total", pa.array(base)))
     out.append(_flux_field("mer_fluxerr_detection_total", pa.array(0.05 * base)))
-    for letter in _NISP:
+    for stem in [f"{letter}_templfit" for letter in _NISP] + [
+            stem for stem in _q1_band_names(table).values() if "_ext_" in stem]:
+        # one VIS-to-band template flux per TEMPLFIT band, externals included: the total-flux
+        # correction scales every TEMPLFIT band by VIS_total / FLUX_VIS_TO_<band>_TEMPLFIT
         factor = rng.uniform(0.9, 1.0, n)
-        out.append(_flux_field(f"mer_flux_vis_to_{letter}_templfit", pa.array(base * factor)))
+        out.append(_flux_field(f"mer_flux_vis_to_{stem}", pa.array(base * factor)))
     out.append((pa.field("mer_point_like_flag", pa.int32()),
                 pa.array((rng.random(n) < 0.1).astype(np.int32))))
     return out
