@@ -29,6 +29,7 @@ from sedscale.campaign.manifest import partition_sizes
 from sedscale.campaign.meta import CampaignMeta, read_meta
 from sedscale.campaign.paths import CampaignPaths
 from sedscale.campaign.resume import ResumePlan, Verify, check_catalog_unchanged, plan_resume
+from sedscale.campaign.state import read_marker
 from sedscale.campaign.status import RunRecord
 from sedscale.engines import make_engine
 from sedscale.engines.base import Engine, TaskOutcome, resolve_task
@@ -117,6 +118,13 @@ def stop_dead_run(paths: CampaignPaths) -> None:
         log.warning("stopped %d process(es) a dead driver left: %s", len(stopped), [p.pid for p in stopped])
 
 
+def committed_in_run(paths: CampaignPaths, partition_id: int, run_id: str) -> bool:
+    """Whether this run already committed the partition: its task then failed only because its
+    worker was lost after the commit (a node died before the result came back)."""
+    marker = read_marker(paths, partition_id)
+    return marker is not None and marker.run_id == run_id
+
+
 def _run_partitions(paths: CampaignPaths, meta: CampaignMeta, engine: Engine, todo: list[int], run_id: str,
                     report: RunReport, event: RunEvent, on_event: Callable[[RunEvent], None] | None) -> None:
     """Map the partition task over ``todo``; a partition whose task failed after every retry
@@ -124,7 +132,8 @@ def _run_partitions(paths: CampaignPaths, meta: CampaignMeta, engine: Engine, to
     sizes = partition_sizes(paths)
     fail = resolve_task(meta.fail_task)
     outcomes = engine.map_partitions(meta.task, todo, lambda pid: (str(paths.root), pid, run_id),
-                                     retries=int(meta.workflow.get("retries", 2)), no_retry=(StaleRunError,))
+                                     retries=int(meta.workflow.get("retries", 2)), no_retry=(StaleRunError,),
+                                     committed=lambda pid: committed_in_run(paths, pid, run_id))
     for outcome in outcomes:
         if not outcome.ok:
             fail(str(paths.root), outcome.partition_id,

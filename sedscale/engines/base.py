@@ -150,12 +150,15 @@ class Engine(ABC):
         retries: int = 2,
         in_flight: int | None = None,
         no_retry: tuple[type[BaseException], ...] = (),
+        committed: Callable[[int], bool] | None = None,
     ) -> Iterator[TaskOutcome]:
         """Run ``ref(*args_for(pid))`` for each partition; yield outcomes as they complete.
 
         At most ``in_flight`` tasks are queued (default 4 per slot) so 10^5 partitions never sit
         in the engine at once. A task that raises is re-submitted up to ``retries`` times (unless
-        its exception is in ``no_retry``); then its outcome carries the reason.
+        its exception is in ``no_retry``); then its outcome carries the reason. ``committed(pid)``
+        is asked first: a task whose worker was lost (node failure, ManagerLost, KilledWorker)
+        after it committed its partition succeeded, and running it again would commit it twice.
         """
         limit = in_flight or max(4 * self.slots, 8)
         todo = iter(partition_ids)
@@ -175,6 +178,8 @@ class Engine(ABC):
                 exc = fut.exception()
                 if exc is None:
                     yield TaskOutcome(pid, True, fut.result(), attempts=attempt)
+                elif committed is not None and committed(pid):
+                    yield TaskOutcome(pid, True, None, attempts=attempt)
                 elif attempt <= retries and not isinstance(exc, no_retry):
                     launch(pid, attempt + 1)
                 else:

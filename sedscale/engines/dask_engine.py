@@ -82,9 +82,14 @@ class DaskEngine(Engine):
         from sedscale.engines.dask_config import jobqueue_cluster_class, jobqueue_kwargs
         from sedscale.engines.schedulers import batch_scheduler
 
+        import dask
+
         o = self.site.batch_options
         kwargs: dict[str, Any] = jobqueue_kwargs(self.site, self.local_directory)
-        cluster = jobqueue_cluster_class(self.site)(**kwargs)
+        # a task whose worker died (node failure, scancel) fails at once instead of Dask re-running
+        # it silently: the shared retry loop first asks whether it had committed (see map_partitions)
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            cluster = jobqueue_cluster_class(self.site)(**kwargs)
         cluster.adapt(minimum_jobs=max(o.min_blocks, 1) * o.nodes_per_block,
                       maximum_jobs=o.max_blocks * o.nodes_per_block, interval="2s", wait_count=30)
         self._cluster = cluster

@@ -201,6 +201,25 @@ def submit_and_export(catalog: Path, site: str, work: Path) -> "pa.Table":
     return pq.read_table(work / "out.parquet")
 
 
+def bigger_catalog(source: Path, folder: Path, copies: int) -> Path:
+    """``copies`` concatenated copies of the catalog at ``source`` with distinct source ids, beside
+    its tiny workflow (a campaign long enough to lose a node in the middle of)."""
+    import shutil
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    base = pq.read_table(source)
+    ids = base.column("source_id")
+    step = int(pc.max(ids).as_py()) + 1
+    parts = [base.set_column(base.column_names.index("source_id"), "source_id", pc.add(ids, k * step))
+             for k in range(copies)]
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source.parent / "tiny.yaml", folder / "tiny.yaml")
+    pq.write_table(pa.concat_tables(parts), folder / "mock.parquet")
+    return folder / "mock.parquet"
+
+
 @pytest.fixture(scope="session")
 def local_cluster_reference(cluster_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> "pa.Table":
     """The same campaign on the local site: the export every cluster run must equal."""
@@ -211,7 +230,7 @@ def assert_same_as_reference(reference: "pa.Table", table: "pa.Table") -> None:
     from tests.campaign.test_pipeline_e2e import assert_tables_identical
 
     ids = table.column("source_id").to_pylist()
-    assert table.num_rows == N and len(set(ids)) == len(ids)
+    assert table.num_rows == reference.num_rows and len(set(ids)) == len(ids)
     keep = [c for c in reference.column_names if c not in TIMING]
     assert_tables_identical(reference.select(keep), table.select(keep))
 
