@@ -3,7 +3,8 @@
 A plain column is read as float64 (null → NaN, "not observed"); a :class:`FlagChoice` picks per
 row; a :class:`FluxScale` multiplies flux and error by ``numerator / denominator`` of the row, and
 a row whose factor is not finite and positive has the band not observed (NaN) rather than a
-sign-flipped or infinite flux. Values stay in the catalog's unit; conversion to µJy comes after.
+sign-flipped or infinite flux. Values stay in the catalog's unit; conversion to µJy (and the
+band's zero point) comes after. :func:`limit_rows` says where a band's flux is an upper limit.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ def float_column(table: pa.Table, name: str) -> np.ndarray:
     return filled
 
 
-def _flag_set(table: pa.Table, name: str) -> np.ndarray:
-    """Rows where the flag column equals 1 (null or anything else: not set)."""
+def flag_set(table: pa.Table, name: str) -> np.ndarray:
+    """Rows where the flag column equals 1 or true (null or anything else: not set)."""
     with np.errstate(invalid="ignore"):
         return np.asarray(float_column(table, name) == 1.0)
 
@@ -33,7 +34,7 @@ def _flag_set(table: pa.Table, name: str) -> np.ndarray:
 def read_ref(table: pa.Table, ref: ColumnRef) -> np.ndarray:
     """The values a column reference gives, per row, as float64."""
     if isinstance(ref, FlagChoice):
-        return np.where(_flag_set(table, ref.flag), float_column(table, ref.flagged),
+        return np.where(flag_set(table, ref.flag), float_column(table, ref.flagged),
                         float_column(table, ref.unflagged))
     return float_column(table, ref)
 
@@ -48,3 +49,13 @@ def read_band(table: pa.Table, band: BandColumn) -> tuple[np.ndarray, np.ndarray
     usable = np.isfinite(factor) & (factor > 0)
     factor = np.where(usable, factor, np.nan)
     return flux * factor, error * factor
+
+
+def limit_rows(table: pa.Table, band: BandColumn, error: np.ndarray, negative_error: bool) -> np.ndarray:
+    """Rows where the band's flux is an upper limit: its ``limit_flag`` is set, or (profile key
+    ``upper_limits: negative_error``, CIGALE's convention) its error is negative."""
+    rows = flag_set(table, band.limit_flag) if band.limit_flag else np.zeros(table.num_rows, bool)
+    if negative_error:
+        with np.errstate(invalid="ignore"):
+            rows = rows | (error < 0)
+    return rows

@@ -11,13 +11,19 @@ recipe without code (the Euclid MER cookbook's total-flux correction is written 
   and the Kron total flux for extended ones;
 * a **scale** (:class:`FluxScale`): flux and error are multiplied by ``numerator / denominator``
   of the same row — e.g. a template-fit flux brought to a total flux.
+
+Calibrations and limits (issue 15) are keys too: a per-band multiplicative ``zero_point``, a
+per-band ``limit_flag`` column (where set, the flux column holds an upper limit whose 1σ width
+is the error column, or ``limit / limit_sigma`` where the error is missing), the profile-wide
+``upper_limits: negative_error`` (CIGALE's convention: a negative error marks the flux as an upper
+limit of width ``|error|``) and ``ebv``, a per-source Milky Way E(B−V) column.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sedscale.catalog.units import FLUX_UNITS
 
@@ -84,6 +90,10 @@ class BandColumn(BaseModel):
     filter: str = Field(description="a built-in band name or a filter file (Å, throughput)")
     optional: bool = Field(False, description="a band absent from some files is 'not observed', not a fault")
     scale: Optional[FluxScale] = Field(None, description="flux and error × numerator/denominator, per row")
+    zero_point: float = Field(1.0, description="multiplies flux and error (after conversion to µJy)")
+    limit_flag: Optional[str] = Field(None, description="flag column: where 1/true the flux is an upper limit")
+    limit_sigma: float = Field(1.0, gt=0, description="the limit is this many σ (σ = limit / limit_sigma "
+                                                       "where the error column has no value)")
 
     @field_validator("unit")
     @classmethod
@@ -91,6 +101,13 @@ class BandColumn(BaseModel):
         if value not in FLUX_UNITS:
             raise ValueError(f"unit {value!r} is not one of {', '.join(FLUX_UNITS)}")
         return value
+
+    @model_validator(mode="after")
+    def _positive_zero_point(self) -> BandColumn:
+        """A zero point ≤ 0 (or NaN) would flip or erase every flux of the band: refused at load."""
+        if not self.zero_point > 0:
+            raise ValueError(f"band {self.label} ({self.filter}): zero_point {self.zero_point:g} must be > 0")
+        return self
 
     @property
     def label(self) -> str:
@@ -107,6 +124,8 @@ class BandColumn(BaseModel):
         names = list(ref_names(self.column)) + list(ref_names(self.error))
         if self.scale:
             names += list(ref_names(self.scale.numerator)) + list(ref_names(self.scale.denominator))
+        if self.limit_flag:
+            names.append(self.limit_flag)
         return tuple(dict.fromkeys(names))
 
     def flux_like_names(self) -> tuple[str, ...]:
@@ -128,10 +147,13 @@ class CatalogProfile(BaseModel):
     ra: Optional[str] = Field(None, description="right ascension column (degrees), carried into the results")
     dec: Optional[str] = Field(None, description="declination column (degrees), carried into the results")
     bands: list[BandColumn] = Field(min_length=1)
+    ebv: Optional[str] = Field(None, description="Milky Way E(B−V) column (mag); fluxes are dereddened")
+    upper_limits: Literal["flag", "negative_error"] = Field(
+        "flag", description="negative_error: a negative error marks the flux as an upper limit (CIGALE)")
 
     def columns(self) -> list[str]:
-        """The columns to project when reading: id, redshift, position, then each band's columns."""
-        cols = [self.id] + [c for c in (self.redshift, self.ra, self.dec) if c]
+        """The columns to project when reading: id, redshift, position, E(B−V), then each band's."""
+        cols = [self.id] + [c for c in (self.redshift, self.ra, self.dec, self.ebv) if c]
         for band in self.bands:
             cols.extend(band.column_names())
         return list(dict.fromkeys(cols))
@@ -142,7 +164,7 @@ class CatalogProfile(BaseModel):
         A column a required band also reads (a shared flag, say) stays required.
         """
         required = {c for band in self.bands if not band.optional for c in band.column_names()}
-        required |= {c for c in (self.id, self.redshift, self.ra, self.dec) if c}
+        required |= {c for c in (self.id, self.redshift, self.ra, self.dec, self.ebv) if c}
         return frozenset(c for band in self.bands if band.optional for c in band.column_names()
                          if c not in required)
 

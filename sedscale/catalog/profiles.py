@@ -142,7 +142,8 @@ def load_profile(name_or_path: str | Path, schema: pa.Schema, source: str = "cat
 def _flag_columns(profile: CatalogProfile) -> set[str]:
     refs = [r for b in profile.bands for r in (b.column, b.error)]
     refs += [r for b in profile.bands if b.scale for r in (b.scale.numerator, b.scale.denominator)]
-    return {r.flag for r in refs if isinstance(r, FlagChoice)}
+    limit_flags = {b.limit_flag for b in profile.bands if b.limit_flag}
+    return {r.flag for r in refs if isinstance(r, FlagChoice)} | limit_flags
 
 
 def check_schema(profile: CatalogProfile, schema: pa.Schema, source: str) -> None:

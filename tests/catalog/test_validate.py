@@ -36,7 +36,6 @@ def test_clean_catalog_has_no_quarantine(tmp_path):
         ("non_finite", lambda c: c["redshift"].__setitem__(7, -np.inf), None),
         ("bad_error", lambda c: c["fluxerr_euclid_j"].__setitem__(7, 0.0), None),
         ("bad_error", lambda c: c["fluxerr_euclid_j"].__setitem__(7, -0.3), None),
-        ("bad_error", lambda c: c["fluxerr_euclid_j"].__setitem__(7, np.nan), None),
         ("out_of_bounds", lambda c: c["flux_euclid_h"].__setitem__(7, 5e9), None),
         ("no_bands", lambda c: [c[k].__setitem__(7, np.nan) for k in c if k.startswith("flux")], None),
         ("too_few_bands", lambda c: [c[k].__setitem__(7, np.nan) for k in list(c)[2:10]], None),
@@ -76,6 +75,17 @@ def test_missing_redshift_is_fine_when_photoz_allowed(tmp_path):
     cols["redshift"][3] = np.nan
     out = _validate(tmp_path, cols)
     assert out.n_quarantined == 0 and np.isnan(out.photometry.redshift[3])
+
+
+def test_nan_error_beside_a_finite_flux_drops_the_band_not_the_source(tmp_path):
+    """Issue 15: a NaN error means "not observed" (DESIGN.md section 4), not ``bad_error``."""
+    cols = clean_columns(20)
+    cols["fluxerr_euclid_j"][7] = np.nan
+    out = _validate(tmp_path, cols)
+    assert out.n_quarantined == 0
+    row = int(np.flatnonzero(out.photometry.row_index == 7)[0])
+    assert np.isnan(out.photometry.flux[row, 2]) and np.isnan(out.photometry.error[row, 2])
+    assert out.photometry.n_bands_observed[row] == 5
 
 
 def test_not_observed_band_is_masked_not_quarantined(tmp_path):
