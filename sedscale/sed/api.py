@@ -25,11 +25,13 @@ import numpy as np
 from sedscale.catalog.photometry import Photometry
 from sedscale.sed.config import FitConfig
 from sedscale.sed.estimates import ModelTable, safe_log10
-from sedscale.sed.fitter import Block, KernelOptions, KernelResult, ModelSet, Observations, run_kernel
+from sedscale.sed.fitter import Block, KernelOptions, KernelResult, ModelSet, Observations
 from sedscale.sed.blas import single_threaded_blas
 from sedscale.sed.filters import load_filters
 from sedscale.sed.grid import (ModelGrid, build_grid, build_lattice_grid, known_z_cells,
                                lattice_coordinates, photoz_nodes)
+from sedscale.sed.limits import run_kernel_with_limits
+from sedscale.sed.mw_extinction import deredden
 from sedscale.sed.photoz import PhotozOptions, photoz_blocks, photoz_model_sets, summarize_pz
 
 #: Extensive grid quantities and the names their log10 estimates carry (contract names).
@@ -105,6 +107,7 @@ def fit_photometry(phot: Photometry, config: FitConfig, *, photoz: bool = False,
     multi-threaded GEMM splits its sums by thread count, and the last bits of the grids and
     estimates must not depend on the worker's ``OPENBLAS_NUM_THREADS``."""
     opts = options or KernelOptions()
+    phot = deredden(phot)  # Milky Way E(B−V) (sedscale.sed.mw_extinction); upper limits: sed.limits
     obs = Observations(np.asarray(phot.flux, np.float64), np.asarray(phot.error, np.float64),
                        config.error_floor)
     with single_threaded_blas():
@@ -123,7 +126,7 @@ def _fit_photoz(phot: Photometry, config: FitConfig, obs: Observations, cache_di
     blocks = photoz_blocks(obs.flux, obs.error, grid.flux, grid.valid, grid.redshifts, pivots,
                            popts, config.cosmology, _cached_sets(grid))
     kopts = dataclasses.replace(opts, n_free=opts.n_free + 1)
-    res = run_kernel(obs, blocks, table, kopts, xp)
+    res = run_kernel_with_limits(obs, blocks, table, kopts, xp, phot.limits)
     summ = summarize_pz(res.block_prob, grid.redshifts)
     est = dict(res.estimates)
     est["z"] = (summ.z_mean, np.sqrt(np.maximum(summ.pz @ grid.redshifts**2 - summ.z_mean**2, 0)))
@@ -159,7 +162,7 @@ def _fit_known_z(phot: Photometry, config: FitConfig, obs: Observations, cache_d
             t = frac[rows]
             block = Block(ms, mix=np.column_stack([1.0 - t, t]))
             sub = Observations(obs.flux[rows], obs.error[rows], obs.floor)
-            _scatter(out, est, rows, run_kernel(sub, [block], table, opts, xp))
+            _scatter(out, est, rows, run_kernel_with_limits(sub, [block], table, opts, xp, phot.limits[rows]))
     res_all = KernelResult(estimates=est, n_pairs=0, block_prob=np.zeros((n, 1)), **out)
     return _result(phot, res_all, est, config, z, ok)
 
