@@ -163,6 +163,8 @@ class TableOutcome:
     table: pa.Table
     knowledge_delta: KnowledgeBase  # what this table's agent steps learnt (empty without agent)
     summary: TableSummary
+    #: hash → every fit configuration a row's ``fit_config_id`` names (the campaign keeps them)
+    configs: dict[str, FitConfig] = field(default_factory=dict)
 
 
 def make_policy(options: FitOptions, knowledge: KnowledgeBase, *, photoz: bool) -> Policy | None:
@@ -210,6 +212,7 @@ class _GroupFit:
     percentiles: dict[str, np.ndarray] = field(default_factory=dict)
     best_model: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # grid index, -1 none
     config_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # fit configuration hash
+    configs: dict[str, FitConfig] = field(default_factory=dict)  # the agent's final ones, by hash
 
     @classmethod
     def from_triage(cls, sources: Photometry, result: FitResult, test: AcceptanceTest, *,
@@ -243,6 +246,7 @@ class _GroupFit:
                 err = acols.get(f"{name}_err", self.estimates[name][1])
                 self.estimates[name] = (np.asarray(acols[name], float), np.asarray(err, float))
         self.agent_counters = {name: np.asarray(acols[name]) for name in _AGENT_COUNTERS if name in acols}
+        self.configs = dict(agent.configs)
         self._take_agent_model(agent)
         if self.z_phot is not None:
             z, z_err = self.z_phot
@@ -393,14 +397,16 @@ def fit_table(
     phot = validated.photometry
     known = np.isfinite(phot.redshift)
     groups = [(known, False)] + ([(~known, True)] if options.photoz else [])
+    configs = {options.fit_config.hash(): options.fit_config}
     for mask, photoz in groups:
         if not mask.any():
             continue
         group, learnt = _fit_group(phot.take(np.flatnonzero(mask)), options, kb, summary,
                                    photoz=photoz, partition_id=partition_id)
         rows.add_group(group)
+        configs.update(group.configs)
         if learnt is not None:
             delta = KnowledgeBase.merge(delta, learnt)
     results = _with_positions(rows.table(), table, profile)
     summary.count_statuses(rows.status)
-    return TableOutcome(results, delta, summary)
+    return TableOutcome(results, delta, summary, configs)

@@ -38,6 +38,7 @@ from sedscale.fitting import FitOptions, TableSummary, fit_table
 from sedscale.fsutil import atomic_write
 from sedscale.results import failed_rows_table
 from sedscale.sed.builder import release_prepared
+from sedscale.sed.config import FitConfig
 from sedscale.sed.kernel_numba import kernel_provenance
 
 
@@ -101,6 +102,7 @@ def process_partition(campaign_dir: str, partition_id: int, run_id: Optional[str
     results = outcome.table
     if len(outcome.knowledge_delta):
         save_knowledge_delta(ctx.paths.knowledge_delta(partition_id), outcome.knowledge_delta)
+    save_fit_configs(ctx.paths, outcome.configs)
     timings = {"read_s": t_read - t0, "llm_service_s": t_llm - t_read, "fit_table_s": t_fit - t_llm}
     save_partition_summary(ctx.paths.partition_summary(partition_id), outcome.summary, timings, run_id)
     marker = commit_partition(ctx.paths, partition_id, results, chunk_rows=ctx.meta.chunk_rows,
@@ -185,6 +187,25 @@ def save_knowledge_delta(path: Path, delta: KnowledgeBase) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, _json_bytes(delta.to_dict()), sync_dir=False)
     return path
+
+
+def save_fit_configs(paths: CampaignPaths, configs: Mapping[str, FitConfig]) -> list[Path]:
+    """Keep every configuration the partition's results name by ``fit_config_id``, as
+    ``configs/<hash>.json`` (its canonical JSON, so the file's sha256 is its name), so a source's
+    best model can be rebuilt later (``sedscale show``, the report's gallery).
+
+    Content-addressed: a file already there holds the same bytes and is left alone, so tasks on
+    many nodes may write the same configuration at once. Written before the commit, like the
+    summaries; not fsync'ed into its directory (the commit that follows is)."""
+    written = []
+    for config_hash, config in sorted(configs.items()):
+        path = paths.fit_config(config_hash)
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, config.canonical_json().encode(), sync_dir=False)
+        written.append(path)
+    return written
 
 
 def fail_partition(campaign_dir: str, partition_id: int, reason: str, run_id: Optional[str] = None) -> PartitionSummary:

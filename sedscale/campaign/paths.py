@@ -21,6 +21,7 @@ Layout of ``<campaign>/``::
     cache/                   model grids built by tasks
     knowledge/delta-<id>.json  per-partition knowledge-base deltas of the agent
     summaries/partition-<id>.json  per-partition task summaries (with the ``host`` that ran it)
+    configs/<hash>.json      every fit configuration a result names (``fit_config_id``), content-addressed
     llm/<host>/              one node's LLM service (daemon.json, service.json, accounting, logs)
     llm/stop                 the driver's end-of-run request to every node service
     tmp/                     temporary files of commits in flight (same file system => atomic rename)
@@ -160,6 +161,16 @@ class CampaignPaths:
 
     def partition_summary(self, partition_id: int) -> Path:
         return self.summaries_dir / f"partition-{partition_id:09d}.json"
+
+    @property
+    def configs_dir(self) -> Path:
+        """The fit configurations the results refer to by ``fit_config_id`` (the triage one and
+        every one an agent refitted a source under), so a source's best model can be rebuilt."""
+        return self.root / "configs"
+
+    def fit_config(self, config_hash: str) -> Path:
+        """The configuration whose hash is ``config_hash`` (its canonical JSON; written once)."""
+        return self.configs_dir / f"{config_hash}.json"
 
     @property
     def llm_dir(self) -> Path:

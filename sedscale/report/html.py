@@ -1,5 +1,7 @@
 """The campaign report as one self-contained HTML page (plots are embedded base64 PNGs).
 
+The page ends with a gallery of source SEDs (:mod:`sedscale.report.gallery`).
+
 No external assets, no scripts from the network: the page opens offline on a login node. A tiny
 inline script sets ``document.title`` to ``"report: <decoded images>/<images>"`` once the page has
 loaded, which is what the headless-browser test reads back.
@@ -21,6 +23,7 @@ import numpy as np
 from sedscale.fsutil import atomic_write
 from sedscale.report.accounting import throughput_series
 from sedscale.report.campaign_data import CampaignData
+from sedscale.report.gallery import gallery_section
 
 PLOT_NAMES = ("throughput", "chi2", "tokens", "parameters", "gpu_hours", "time")
 
@@ -231,6 +234,8 @@ th{background:#f4f4f4;font-weight:600}
 .plots{display:flex;flex-wrap:wrap;gap:1em}
 figure{margin:0;border:1px solid #ddd;padding:0.5em}
 figcaption{font-size:0.85em;color:#555}
+.gallery figure{max-width:340px}
+.gallery img{max-width:100%}
 .note{background:#fff8e0;border-left:4px solid #e0b000;padding:0.5em 1em}
 """
 
@@ -353,6 +358,10 @@ def render_html(data: CampaignData, rep: dict[str, Any]) -> str:
 <p>Inputs and their basis (measured on this machine vs assumed):</p><ul>{_projection_basis(projection["sites"])}</ul>
 <h3>Reference points of the seed (not measured here)</h3>{_references_table(projection["reference_points"])}
 <h2>Plots</h2><div class="plots">{_figures(_plots(data, rep))}</div>
+<h2 id="gallery">Gallery: SEDs of a few sources</h2>
+<p>Drawn as <code>sedscale show</code> draws them: photometry (S/N &lt; 3 as 3σ upper limits), the
+best-fit model, residuals in σ and, where the results carry it, the log M* posterior.</p>
+{gallery_section(data)}
 <details><summary>report JSON</summary><pre>{raw}</pre></details>
 </body></html>
 """
