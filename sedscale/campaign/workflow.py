@@ -104,9 +104,18 @@ class Workflow(_Strict):
         return value
 
     def validation_rules(self) -> ValidationRules:
-        """The catalog layer's :class:`ValidationRules`; photo-z off => redshift required."""
+        """The catalog layer's :class:`ValidationRules`; photo-z off => redshift required.
+
+        The one source of validation defaults: ``validate``, ``fit`` and ``submit`` all take
+        their rules from here (with their ``--min-bands`` through :meth:`with_min_bands`)."""
         data = {"require_redshift": not self.photoz} | dict(self.validation)
         return ValidationRules.model_validate(data)
+
+    def with_min_bands(self, min_bands: Optional[int]) -> Workflow:
+        """This workflow with ``validation.min_bands`` replaced (None: unchanged)."""
+        if min_bands is None:
+            return self
+        return self.model_copy(update={"validation": {**self.validation, "min_bands": min_bands}})
 
 
 def _format(exc: ValidationError) -> str:

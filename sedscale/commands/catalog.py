@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 def validate(
     catalog: List[str] = typer.Argument(..., help=CATALOG_HELP),
     profile: str = typer.Option("generic", "--profile", "-p", help="generic | euclid-q1 | euclid-q1-irsa | roman | roman-generic | FILE.yaml (docs/PROFILES.md)"),
-    min_bands: int = typer.Option(3, help="usable bands a source needs"),
-    require_redshift: bool = typer.Option(False, help="quarantine rows without a redshift (no photo-z)"),
+    min_bands: Optional[int] = typer.Option(None, min=1, help="usable bands a source needs (default: the workflow's, 3)"),
+    require_redshift: Optional[bool] = typer.Option(None, help="quarantine rows without a redshift (default: unless the workflow fits photo-z)"),
+    workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="the workflow whose validation rules apply (default: default)"),
     rows_per_partition: int = typer.Option(50_000, help="rows read at a time"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
@@ -32,11 +33,13 @@ def validate(
 
     from sedscale.catalog.catalog_input import catalog_arg, open_for_profile
     from sedscale.catalog.scan import validate_catalog
-    from sedscale.catalog.validate import ValidationRules
+    from sedscale.campaign.workflow import load_workflow
     from sedscale.commands._common import print_json, progress_bar
 
     source, prof = open_for_profile(catalog_arg(catalog), profile)
-    rules = ValidationRules(min_bands=min_bands, require_redshift=require_redshift)
+    rules = load_workflow(workflow).with_min_bands(min_bands).validation_rules()  # the rules fit and submit use
+    if require_redshift is not None:
+        rules = rules.model_copy(update={"require_redshift": require_redshift})
     t0 = time.perf_counter()
     with progress_bar(transient=True) as bar:
         task = bar.add_task("validating", total=source.num_rows, rate="")

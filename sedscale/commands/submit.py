@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         policy: Optional[str] = typer.Option(None, "--policy", help="none | rules | llm (overrides the workflow's)."),
         llm_url: Optional[str] = typer.Option(None, "--llm-url", help="OpenAI-compatible base URL for --policy llm."),
         workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (default: the site's)."),
+        min_bands: Optional[int] = typer.Option(None, "--min-bands", min=1, help="Usable bands a source needs (overrides the workflow's)."),
         detach: bool = typer.Option(False, "--detach", help="Plan here, then run the driver in the background "
                                     "(pid file and log in the campaign directory) and return; follow it with `status`."),
     ) -> None:
@@ -45,7 +46,7 @@ def register(app: typer.Typer) -> None:
         console = make_console(stderr=True)  # whole lines when piped
         site_cfg = load_site(site)
         check_submittable(site_cfg)  # account, venv, scheduler tools: before anything is created
-        wf = load_workflow(workflow)
+        wf = load_workflow(workflow).with_min_bands(min_bands)
         overrides = {k: v for k, v in {"profile": profile, "rows_per_partition": rows_per_partition,
                                        "policy": policy, "llm_url": llm_url}.items() if v is not None}
         if overrides:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from scipy.special import log_ndtr
@@ -236,7 +236,7 @@ def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
 
 def _widen(res: KernelResult, rows: np.ndarray, n: int) -> KernelResult:
     """The kernel's result for ``rows`` of n sources, every per-source array n rows long."""
-    widened: dict[str, object] = {}
+    widened: dict[str, Any] = {}  # field name → its widened value (fields differ in type)
     for f in dataclasses.fields(res):
         value = getattr(res, f.name)
         if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == rows.size:

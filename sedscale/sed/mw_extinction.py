@@ -28,7 +28,7 @@ MW_R_V = 3.1
 def law_a_over_ebv(wavelength_aa: np.ndarray) -> np.ndarray:
     """A_λ / E(B−V) = R_V · A_λ/A_V of the law at ``wavelength_aa`` (Å), clipped to its range."""
     import astropy.units as u
-    from dust_extinction.parameter_averages import G23
+    from dust_extinction.parameter_averages import G23  # type: ignore[import-untyped]
 
     law = G23(Rv=MW_R_V)
     lo, hi = law.x_range  # inverse microns
