@@ -32,7 +32,9 @@ class SourceFit:
     residual: np.ndarray  # (B,) σ; NaN where not observed
     best_flux: np.ndarray  # (B,) µJy
     estimates: dict[str, tuple[float, float]]
-    extra: dict[str, float] = field(default_factory=dict)  # photo-z outputs (z_best, z_mean, ...)
+    #: photo-z outputs (z_best, z_mean, ...), ``best_model`` (grid index) and the posterior
+    #: percentiles ``<q>_<p>`` where the fit reports them (:func:`per_source_extras`)
+    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def max_abs_residual(self) -> float:
@@ -58,6 +60,22 @@ class FitRows(Protocol):
 PHOTOZ_FIELDS = ("z_best", "z_mean", "z_lo68", "z_hi68", "z_phot", "z_phot_err")
 
 
+def per_source_extras(result: FitRows) -> dict[str, np.ndarray]:
+    """The per-source arrays of a fit carried in :attr:`SourceFit.extra`: the
+    :data:`PHOTOZ_FIELDS`, ``best_model`` (``FitResult.best_index``) and every posterior
+    percentile as ``<quantity>_<suffix>`` (``FitResult.percentiles``) — so a source the agent
+    refits reports its own best model and percentiles, not the triage fit's."""
+    out = {k: np.asarray(v) for k in PHOTOZ_FIELDS if (v := getattr(result, k, None)) is not None}
+    best = getattr(result, "best_index", None)
+    if best is not None:
+        out["best_model"] = np.asarray(best)
+    by_quantity: dict[str, dict[str, np.ndarray]] = getattr(result, "percentiles", None) or {}
+    for quantity, by_suffix in by_quantity.items():
+        for suffix, values in by_suffix.items():
+            out[f"{quantity}_{suffix}"] = np.asarray(values)
+    return out
+
+
 def _arr(result: FitRows, name: str) -> np.ndarray | None:
     value = getattr(result, name, None)
     return None if value is None else np.asarray(value)
@@ -74,7 +92,7 @@ def source_fits(result: FitRows, indices: np.ndarray | None = None) -> list[Sour
     resid = np.asarray(result.residual_sigma, dtype=np.float64)
     best_flux = _arr(result, "best_flux")
     estimates = getattr(result, "estimates", {}) or {}
-    extras = {k: np.asarray(v) for k in PHOTOZ_FIELDS if (v := getattr(result, k, None)) is not None}
+    extras = per_source_extras(result)
     out = []
     for i in (range(n) if indices is None else (int(j) for j in indices)):
         out.append(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sedscale.agent.acceptance import PHOTOZ_FIELDS, AcceptanceTest, FitRows, SourceFit
+from sedscale.agent.acceptance import AcceptanceTest, FitRows, SourceFit, per_source_extras
 from sedscale.agent.accounting import SourceAccounting, accounting_columns, summarize
 from sedscale.agent.knowledge import KnowledgeBase
 from sedscale.agent.state import Attempt
@@ -35,7 +35,9 @@ class AgentOutcome:
     estimates: dict[str, tuple[np.ndarray, np.ndarray]]  # name → (mean, std), (N,) each
     residual_sigma: np.ndarray  # (N, B)
     best_flux: np.ndarray  # (N, B)
-    extra: dict[str, np.ndarray]  # photo-z outputs of the final fits (z_best, z_mean, ...)
+    #: per-source outputs of the final fits besides the estimates: photo-z (z_best, z_mean, ...),
+    #: ``best_model`` (grid index, −1 none) and the posterior percentiles ``<q>_<p>``
+    extra: dict[str, np.ndarray]
     config_hash: list[str]  # (N,) hash of the final configuration
     configs: dict[str, FitConfig]  # hash → configuration, every final one
     stop_reason: list[str]  # (N,)
@@ -107,13 +109,16 @@ def _estimates(triage: FitRows, n: int, results: dict[int, AgentResult]) -> dict
 
 
 def _extras(triage: FitRows, n: int, results: dict[int, AgentResult]) -> dict[str, np.ndarray]:
-    """The photo-z outputs (:data:`PHOTOZ_FIELDS`), overwritten per agent source."""
-    tri = {k: np.asarray(v, dtype=np.float64) for k in PHOTOZ_FIELDS if (v := getattr(triage, k, None)) is not None}
+    """The per-source extras (:func:`per_source_extras`), overwritten per agent source; a
+    ``best_model`` no fit reported is −1."""
+    tri = {k: np.asarray(v, dtype=np.float64) for k, v in per_source_extras(triage).items()}
     names = sorted(set(tri) | {k for r in results.values() for k in r.best.extra})
     out = {k: tri[k].copy() if k in tri else np.full(n, np.nan) for k in names}
     for i, r in results.items():
         for k in names:
             out[k][i] = r.best.extra.get(k, np.nan)
+    if "best_model" in out:
+        out["best_model"] = np.where(np.isfinite(out["best_model"]), out["best_model"], -1.0)
     return out
 
 

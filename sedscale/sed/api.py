@@ -32,7 +32,9 @@ from sedscale.sed.grid import (ModelGrid, build_grid, build_lattice_grid, known_
                                lattice_coordinates, photoz_nodes)
 from sedscale.sed.limits import run_kernel_with_limits
 from sedscale.sed.mw_extinction import deredden
-from sedscale.sed.photoz import PhotozOptions, photoz_blocks, photoz_model_sets, summarize_pz
+from sedscale.sed.photoz import (PhotozOptions, photoz_blocks, photoz_model_sets, pz_percentiles,
+                                 summarize_pz)
+from sedscale.sed.posterior import SUFFIXES
 
 #: Extensive grid quantities and the names their log10 estimates carry (contract names).
 EXTENSIVE_NAMES = {"mstar": "logmstar", "sfr100": "logsfr", "sfr10": "logsfr10", "ldust": "ldust",
@@ -130,8 +132,9 @@ def _fit_photoz(phot: Photometry, config: FitConfig, obs: Observations, cache_di
     summ = summarize_pz(res.block_prob, grid.redshifts)
     est = dict(res.estimates)
     est["z"] = (summ.z_mean, np.sqrt(np.maximum(summ.pz @ grid.redshifts**2 - summ.z_mean**2, 0)))
+    pct = {**res.percentiles, "z_phot": pz_percentiles(summ.pz, grid.redshifts)}
     return dataclasses.replace(
-        _result(phot, res, est, config, summ.z_median, res.n_bands > 0), photoz=True,
+        _result(phot, res, est, config, summ.z_median, res.n_bands > 0, pct), photoz=True,
         z_phot=summ.z_median, z_phot_err=0.5 * (summ.z_hi68 - summ.z_lo68), z_best=summ.z_best,
         z_mean=summ.z_mean, z_median=summ.z_median, z_lo68=summ.z_lo68, z_hi68=summ.z_hi68,
         pz=summ.pz, z_grid=grid.redshifts)
@@ -150,6 +153,7 @@ def _fit_known_z(phot: Photometry, config: FitConfig, obs: Observations, cache_d
     ok = (cell >= 0) & (np.sum(obs.observed, axis=1) > 0)
     out = _empty(n, b)
     est: Estimates = {}
+    pct: dict[str, np.ndarray] = {}
     if ok.any():
         grid = build_lattice_grid(config, phot.filters, z[ok], cache_dir=cache_dir)
         grid_cells = known_z_cells(config, z[ok])  # the grid's nodes, in order
@@ -162,9 +166,9 @@ def _fit_known_z(phot: Photometry, config: FitConfig, obs: Observations, cache_d
             t = frac[rows]
             block = Block(ms, mix=np.column_stack([1.0 - t, t]))
             sub = Observations(obs.flux[rows], obs.error[rows], obs.floor)
-            _scatter(out, est, rows, run_kernel_with_limits(sub, [block], table, opts, xp, phot.limits[rows]))
+            _scatter(out, est, pct, rows, run_kernel_with_limits(sub, [block], table, opts, xp, phot.limits[rows]))
     res_all = KernelResult(estimates=est, n_pairs=0, block_prob=np.zeros((n, 1)), **out)
-    return _result(phot, res_all, est, config, z, ok)
+    return _result(phot, res_all, est, config, z, ok, pct)
 
 
 #: ``name → (mean, std)`` per source.
@@ -197,9 +201,12 @@ def _empty(n: int, b: int) -> dict[str, np.ndarray]:
                 dof=np.ones(n, np.int64), chi2_red=np.full(n, np.nan))
 
 
-def _scatter(out: dict[str, np.ndarray], est: Estimates, rows: np.ndarray, res: KernelResult) -> None:
-    """Copy one cell's kernel result into the rows ``rows`` of ``out`` and ``est``."""
+def _scatter(out: dict[str, np.ndarray], est: Estimates, pct: dict[str, np.ndarray],
+             rows: np.ndarray, res: KernelResult) -> None:
+    """Copy one cell's kernel result into the rows ``rows`` of ``out``, ``est`` and ``pct``."""
     n = out["chi2_best"].shape[0]
+    for name, values in res.percentiles.items():
+        pct.setdefault(name, np.full((n, values.shape[1]), np.nan))[rows] = values
     for name, (mean, std) in res.estimates.items():
         if name not in est:
             est[name] = (np.full(n, np.nan), np.full(n, np.nan))
@@ -210,12 +217,14 @@ def _scatter(out: dict[str, np.ndarray], est: Estimates, rows: np.ndarray, res: 
 
 
 def _result(phot: Photometry, res: KernelResult, est: Estimates, config: FitConfig,
-            redshift: np.ndarray, fitted: np.ndarray) -> FitResult:
-    """The :class:`FitResult` of a kernel result (photo-z fits add their fields to it)."""
+            redshift: np.ndarray, fitted: np.ndarray, pct: dict[str, np.ndarray]) -> FitResult:
+    """The :class:`FitResult` of a kernel result (photo-z fits add their fields to it);
+    ``pct`` name → (N, 5) percentiles becomes :attr:`FitResult.percentiles`."""
     observed = np.isfinite(phot.flux) & np.isfinite(phot.error) & (phot.error > 0)
     return FitResult(source_id=np.asarray(phot.source_id), filters=tuple(phot.filters),
                      estimates=est, chi2_best=res.chi2_best, chi2_red=res.chi2_red, dof=res.dof,
                      n_bands=np.sum(observed, axis=1), n_good_models=res.n_good,
                      residual_sigma=res.residual_sigma, best_flux=res.best_flux,
                      best_index=res.best_model, redshift=np.asarray(redshift, np.float64),
-                     config_hash=config.hash(), fitted=fitted)
+                     config_hash=config.hash(), fitted=fitted,
+                     percentiles={name: dict(zip(SUFFIXES, values.T)) for name, values in pct.items()})

@@ -46,6 +46,7 @@ import numpy as np
 
 from sedscale.sed.estimates import ModelTable, Moments, accumulate
 from sedscale.sed.kernel_numba import HAVE_NUMBA, FusedState, pilot_block
+from sedscale.sed.posterior import LEVELS, Candidates, percentiles
 from sedscale.sed.screen import screen_block
 
 #: An array of the backend module ``xp`` (numpy, or cupy on a GPU): no static type spans both.
@@ -69,10 +70,21 @@ class KernelOptions:
     # is good to ~1e-7·Σ(f/σ)² ≤ 1e-3 (weights to 5e-4, estimates to ~1e-4 dex)
     exact_fsum: float = 1e4
     n_free: int = 1  # free parameters subtracted from the number of bands for the dof
+    # pairs within this Δχ² of the best are kept for the posterior percentiles (sedscale.sed.
+    # posterior); a model beyond it weighs < e^-10 of the best. 0: no percentiles
+    posterior_chi2: float = 20.0
+    posterior_names: tuple[str, ...] = ("logmstar", "logsfr", "av")  # quantities with percentiles
 
     def __post_init__(self) -> None:
         if not 0 <= self.delta_chi2_good <= self.screen_chi2:
             raise ValueError("need 0 <= delta_chi2_good <= screen_chi2")
+        if not 0 <= self.posterior_chi2 <= self.screen_chi2:
+            raise ValueError("need 0 <= posterior_chi2 <= screen_chi2")
+
+    @property
+    def listing_chi2(self) -> float:
+        """The Δχ² window of the pairs the kernel lists (good-model count and percentiles)."""
+        return max(self.delta_chi2_good, self.posterior_chi2)
 
 
 @dataclass(frozen=True)
@@ -274,6 +286,10 @@ class KernelResult:
     chi2_red: np.ndarray
     block_prob: np.ndarray  # (N, n_blocks) marginal weight of each block, normalised
     n_pairs: int = 0  # pairs accumulated (diagnostic: the screening's selectivity)
+    #: name → (N, 5) posterior percentiles at :data:`sedscale.sed.posterior.LEVELS`
+    percentiles: dict[str, np.ndarray] = field(default_factory=dict)
+    #: (N,) share of the likelihood weight inside the posterior window (diagnostic, ≈ 1)
+    window_mass: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _pilot(blocks: Sequence[Block], feats: list[_Features], fraction: float, n: int) -> np.ndarray:
@@ -342,15 +358,17 @@ def run_kernel(obs: Observations, blocks: Sequence[Block], table: ModelTable,
             best = _pilot(blocks, feats, options.pilot_fraction, n)
             out = _group_array(blocks, feats, table, options, xp, n, best, margin, exact_rows,
                                offsets, block_of, tables)
-        mom, bcol, bs, n_good, pairs = out
-        n_pairs += pairs
-        parts.append(_finish(obs, blocks, rs, mom, table, options, bcol, bs, offsets, block_of,
-                             n_good))
+        n_pairs += out.n_pairs
+        pct = ({} if out.candidates is None
+               else percentiles(out.candidates, table, options.posterior_names))
+        parts.append(_finish(obs, blocks, rs, out, pct, table, options, offsets, block_of))
     res = _concat(parts, n_src, n_band, len(blocks), n_pairs, table)
     for name, value in constants.items():  # a parameter the grid does not vary: exact, std 0
         ok = np.isfinite(res.estimates[table.intensive_names[0]][0]) if table.intensive_names \
             else res.n_bands > 0
         res.estimates[name] = (np.where(ok, value, np.nan), np.where(ok, 0.0, np.nan))
+        if name in options.posterior_names and options.posterior_chi2 > 0:
+            res.percentiles[name] = np.where(ok[:, None], value, np.nan) * np.ones(LEVELS.size)
     res.estimates = {k: res.estimates[k] for k in full_table.intensive_names + full_table.extensive_names}
     return res
 
@@ -378,7 +396,39 @@ def _reduce_table(table: ModelTable) -> tuple[ModelTable, dict[str, float]]:
                       table.log_extensive), values
 
 
-_GroupOut = tuple[Moments, np.ndarray, np.ndarray, np.ndarray, int]
+@dataclass
+class _GroupOut:
+    """One row group's kernel sums, best models and listed candidates."""
+
+    moments: Moments
+    best_col: np.ndarray  # global column of the best model (−1: none)
+    best_s: np.ndarray  # its normalisation (scaled units)
+    n_good: np.ndarray
+    n_pairs: int
+    candidates: Candidates | None  # pairs within the posterior window (None: no percentiles)
+    window_mass: np.ndarray  # share of Σ L inside the window
+
+
+def _candidates(blocks: Sequence[Block], feats: list[_Features], n: int, rows: np.ndarray,
+                col: np.ndarray, offsets: np.ndarray, block_of: np.ndarray) -> Candidates:
+    """The listed pairs with their exact (float64) χ², normalisation fit and scale.
+
+    A and C are recomputed from the float64 features (a dot product of K terms per pair), so the
+    posterior does not inherit the float32 rounding of the screening."""
+    blk = block_of[col]
+    a, c, const = np.empty(rows.size), np.empty(rows.size), np.empty(rows.size)
+    scale, model = np.empty(rows.size), np.empty(rows.size, np.int64)
+    for bi in np.unique(blk):
+        sel = np.flatnonzero(blk == bi)
+        ms, ft = blocks[bi].models, feats[bi]
+        j, r = col[sel] - offsets[bi], rows[sel]
+        a[sel] = np.einsum("pk,pk->p", ft.lin[r], ms.lin64[j])
+        c[sel] = np.einsum("pk,pk->p", ft.quad[r], ms.quad64[j])
+        const[sel] = ft.const[r]
+        scale[sel] = ft.log_u[r] - ms.log_k[j]
+        model[sel] = ms.model_index[j]
+    gain = np.where(a > 0, a * a / c, 0.0)
+    return Candidates(n, rows, model, const - gain, a / c, 1.0 / np.sqrt(c), scale)
 
 
 def _group_fused(blocks: Sequence[Block], feats: list[_Features], table: ModelTable,
@@ -403,11 +453,19 @@ def _group_fused(blocks: Sequence[Block], feats: list[_Features], table: ModelTa
         st.scan(lin32, quad32, ft.lin, ft.quad, ft.const, margin, exact_rows,
                 ft.log_u, lin_t, quad_t, ms.lin64, ms.quad64, tint, text, table.intensive,
                 table.log_extensive, ms.model_index, ms.log_k, offsets[bi], bi,
-                options.screen_chi2, options.delta_chi2_good)
+                options.screen_chi2, options.listing_chi2)
     int1, int2, ext1, ext2 = st.moments()
     mom = Moments(w0=st.s0, int1=int1, int2=int2, w0_pos=st.s0p, ext1=ext1, ext2=ext2,
                   block_weight=st.bw)
-    return mom, st.best_col, st.best_s, st.n_within(options.delta_chi2_good), st.n_pairs
+    cand, mass = None, np.full(n, np.nan)
+    if options.posterior_chi2 > 0:
+        rows, col, chi2 = st.listed(options.posterior_chi2)
+        cand = _candidates(blocks, feats, n, rows, col, offsets, block_of)
+        inside = np.bincount(rows, weights=np.exp(-0.5 * (chi2 - st.ref[rows])), minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mass = inside / st.s0
+    return _GroupOut(mom, st.best_col, st.best_s, st.n_within(options.delta_chi2_good),
+                     st.n_pairs, cand, mass)
 
 
 def _block_tables(blocks: Sequence[Block], table: ModelTable) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -506,12 +564,22 @@ def _group_array(blocks: Sequence[Block], feats: list[_Features], table: ModelTa
     bcol[rows[at_min][::-1]] = col[at_min][::-1]
     bs[rows[at_min][::-1]] = sc[at_min][::-1]
     n_good = np.bincount(rows[chi2 <= best[rows] + options.delta_chi2_good], minlength=n)
-    return mom, bcol, bs, n_good, int(rows.size)
+    cand, mass = None, np.full(n, np.nan)
+    if options.posterior_chi2 > 0:
+        win = chi2 <= best[rows] + options.posterior_chi2
+        cand = _candidates(blocks, feats, n, rows[win], col[win], offsets, block_of)
+        lw = np.exp(-0.5 * (chi2 - best[rows]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mass = (np.bincount(rows[win], weights=lw[win], minlength=n)
+                    / np.bincount(rows, weights=lw, minlength=n))
+    return _GroupOut(mom, bcol, bs, n_good, int(rows.size), cand, mass)
 
 
-def _finish(obs: Observations, blocks: Sequence[Block], rs: slice, mom: Moments, table: ModelTable,
-            options: KernelOptions, bcol: np.ndarray, bs: np.ndarray, offsets: np.ndarray,
-            block_of: np.ndarray, n_good: np.ndarray) -> dict:
+def _finish(obs: Observations, blocks: Sequence[Block], rs: slice, out: _GroupOut,
+            pct: dict[str, np.ndarray], table: ModelTable, options: KernelOptions,
+            offsets: np.ndarray, block_of: np.ndarray) -> dict:
+    """One row group's per-source arrays (the fields of :class:`KernelResult`)."""
+    mom, bcol, bs = out.moments, out.best_col, out.best_s
     n = rs.stop - rs.start
     n_band = obs.flux.shape[1]
     best_flux = np.full((n, n_band), np.nan)
@@ -543,16 +611,32 @@ def _finish(obs: Observations, blocks: Sequence[Block], rs: slice, mom: Moments,
     dof = np.maximum(n_bands - options.n_free, 1)
     est = mom.estimates(table)
     bad = n_bands == 0
-    if bad.any():
-        for mean, std in est.values():
-            mean[bad] = np.nan
-            std[bad] = np.nan
+    _undetected_estimates(est, pct, table)
+    for values in (*(v for pair in est.values() for v in pair), *pct.values(), out.window_mass):
+        values[bad] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
         block_prob = mom.block_weight / mom.w0[:, None]
     return dict(estimates=est, chi2_best=np.where(bad, np.nan, chi2), best_block=best_block,
                 best_model=best_model, log_s_best=log_s, best_flux=best_flux,
-                residual_sigma=resid, n_good=n_good, n_bands=n_bands, dof=dof,
-                chi2_red=np.where(bad, np.nan, chi2 / dof), block_prob=block_prob)
+                residual_sigma=resid, n_good=out.n_good, n_bands=n_bands, dof=dof,
+                chi2_red=np.where(bad, np.nan, chi2 / dof), block_prob=block_prob,
+                percentiles=pct, window_mass=out.window_mass)
+
+
+def _undetected_estimates(est: dict[str, tuple[np.ndarray, np.ndarray]],
+                          pct: dict[str, np.ndarray], table: ModelTable) -> None:
+    """A source whose every model has normalisation ≤ 0 has no mean of log10(s·x) over s > 0;
+    its extensive estimates become the posterior median and half the 16–84% width (the
+    normalisation's likelihood truncated at 0, :mod:`sedscale.sed.posterior`), so an undetected
+    source is fitted with an upper limit (its p975) instead of failing."""
+    for name in table.extensive_names:
+        if name not in pct:
+            continue
+        mean, std = est[name]
+        q = pct[name]
+        use = ~np.isfinite(mean) & np.isfinite(q[:, 2])
+        mean[use] = q[use, 2]
+        std[use] = 0.5 * (q[use, 3] - q[use, 1])
 
 
 def _concat(parts: list[dict], n_src: int, n_band: int, n_blocks: int, n_pairs: int,
@@ -566,7 +650,10 @@ def _concat(parts: list[dict], n_src: int, n_band: int, n_blocks: int, n_pairs: 
                             np.zeros(0, np.int64), empty, np.zeros((0, n_blocks)), 0)
     out: dict = {}
     for key in parts[0]:
-        if key == "estimates":
+        if key == "percentiles":
+            out[key] = {name: np.concatenate([p[key][name] for p in parts])
+                        for name in parts[0][key]}
+        elif key == "estimates":
             out[key] = {name: (np.concatenate([p[key][name][0] for p in parts]),
                                np.concatenate([p[key][name][1] for p in parts]))
                         for name in parts[0][key]}

@@ -18,7 +18,9 @@ vectorises (AVX2/AVX-512, ``fastmath``):
    (a polynomial log10 on the float32 bit pattern). Tile partial sums are float32 (≤ ``TILE``
    terms), the running sums float64, and every quantity is *centred* on the pilot's best model
    (c) so the variances do not cancel catastrophically;
-4. pairs within ``delta`` of the running best are listed (rare) for the final "good models" count.
+4. pairs within ``window`` (≥ ``delta``) of the running best are listed — source, column and χ²
+   — for the final "good models" count and the posterior percentiles' post-pass
+   (:mod:`sedscale.sed.posterior`); listing them changes none of the sums.
 
 When a source's best improves, its sums are rescaled by exp(−Δ/2) (online log-sum-exp), exactly
 as before. Rows whose Σ(f/σ)² is large (``exact`` — high S/N, where float32 χ² is not good
@@ -179,10 +181,11 @@ def _window_exp(e, lo1):  # pragma: no cover
 
 @_helper()
 def _weights(a_buf, c_buf, s_buf, q_buf, l_buf, lp_buf, w, q_ref, half_screen,
-             half_delta):  # pragma: no cover
+             half_near):  # pragma: no cover
     """From A and C: s = A/C (1 where A ≤ 0, a log placeholder), gain q = s·A (0 where A ≤ 0),
     L = exp((q − q_ref)/2) inside the window else 0, L⁺ = L where A > 0. Returns Σ L, Σ L⁺ and
-    the numbers of pairs inside, near (within half_delta) and above q_ref (the best improved).
+    the numbers of pairs inside, near (within half_near: to be listed) and above q_ref (the best
+    improved).
 
     exp by (Taylor₇(x/32))³² on x ∈ [−half_screen−1, 0]: relative error < 3e-6, no libm call."""
     lo = -half_screen
@@ -209,13 +212,13 @@ def _weights(a_buf, c_buf, s_buf, q_buf, l_buf, lp_buf, w, q_ref, half_screen,
         s0 += lw
         s0p += lp
         cnt += _ONE if inside else _ZERO
-        near += _ONE if e >= -half_delta else _ZERO
+        near += _ONE if e >= -half_near else _ZERO
         up += _ONE if e > _ZERO else _ZERO
     return s0, s0p, int(cnt), int(near), int(up)
 
 
 @_helper()
-def _reweight(q_buf, a_buf, l_buf, lp_buf, w, q_ref, half_screen, half_delta):  # pragma: no cover
+def _reweight(q_buf, a_buf, l_buf, lp_buf, w, q_ref, half_screen, half_near):  # pragma: no cover
     """:func:`_weights` again from the stored gains, after the reference moved."""
     lo = -half_screen
     lo1 = lo - _ONE
@@ -234,7 +237,7 @@ def _reweight(q_buf, a_buf, l_buf, lp_buf, w, q_ref, half_screen, half_delta):  
         s0 += lw
         s0p += lp
         cnt += _ONE if inside else _ZERO
-        near += _ONE if e >= -half_delta else _ZERO
+        near += _ONE if e >= -half_near else _ZERO
     return s0, s0p, int(cnt), int(near), 0
 
 
@@ -333,22 +336,25 @@ def _exact_ac(lin64, quad64, i, mlin64, mquad64, col):  # pragma: no cover
 
 
 @_exact()
-def _reserve(near_i, near_c, n_near, extra):  # pragma: no cover
+def _reserve(near_i, near_c, near_j, n_near, extra):  # pragma: no cover
     """Room for ``extra`` more near pairs (the buffers double when full)."""
     if n_near + extra <= near_i.shape[0]:
-        return near_i, near_c
+        return near_i, near_c, near_j
     cap = max(2 * near_i.shape[0], n_near + extra)
     ni = np.empty(cap, np.int64)
     nc = np.empty(cap)
+    nj = np.empty(cap, np.int64)
     ni[:n_near] = near_i[:n_near]
     nc[:n_near] = near_c[:n_near]
-    return ni, nc
+    nj[:n_near] = near_j[:n_near]
+    return ni, nc, nj
 
 
 @_helper()
-def _collect_near(q_buf, w, lo, i, const_i, near_i, near_c, n_near):  # pragma: no cover
-    """Write (i, χ² = const − q) for every pair of the tile with q ≥ lo from ``n_near`` on (the
-    caller reserved room for ``w``); returns the new count. Chunks of 16 whose largest gain is
+def _collect_near(q_buf, w, lo, i, const_i, col0, near_i, near_c, near_j,
+                  n_near):  # pragma: no cover
+    """Write (i, χ² = const − q, column col0 + j) for every pair j of the tile with q ≥ lo from
+    ``n_near`` on (the caller reserved room for ``w``); returns the new count. Chunks of 16 whose largest gain is
     below ``lo`` are skipped (near pairs are a few per cent of a tile)."""
     full = w - w % 16
     for c0 in range(0, full, 16):
@@ -361,11 +367,13 @@ def _collect_near(q_buf, w, lo, i, const_i, near_i, near_c, n_near):  # pragma: 
                 if q_buf[j] >= lo:
                     near_i[n_near] = i
                     near_c[n_near] = const_i - np.float64(q_buf[j])
+                    near_j[n_near] = col0 + j
                     n_near += 1
     for j in range(full, w):
         if q_buf[j] >= lo:
             near_i[n_near] = i
             near_c[n_near] = const_i - np.float64(q_buf[j])
+            near_j[n_near] = col0 + j
             n_near += 1
     return n_near
 
@@ -394,14 +402,15 @@ def pilot_block(lin64, quad64, const, mlin64, mquad64, start, step, blk, ref, be
 @_entry_point(fastmath=set(SCAN_FASTMATH))
 def scan_block(lin32, quad32, lin64, quad64, const, margin, exact, log_u, mlin_t, mquad_t,
                mlin64, mquad64, tint, text, tab_int, tab_ext, model_index, log_k, goff, blk,
-               screen, delta, c_int, c_ext, cl, ref, s0, s1, s2, s0p, e1, e2, bw, best_col, best_s,
-               near_i, near_c, counts):  # pragma: no cover
+               screen, window, c_int, c_ext, cl, ref, s0, s1, s2, s0p, e1, e2, bw, best_col, best_s,
+               near_i, near_c, near_j, counts):  # pragma: no cover
     """Every source of the group against every model of one block (see the module docstring).
 
     ``log_u[i]`` = log10 u_i (this block's source scale); ``cl`` (n,) the centre of log10 s;
     ``tint``/``text`` (P/E, Mb) float32 are the block's table columns (``text`` with −log10 k
-    folded in), ``c_int``/``c_ext`` (n, P/E) the centres. ``counts`` = [near pairs, pairs].
-    Returns the (possibly grown) near-pair buffers."""
+    folded in), ``c_int``/``c_ext`` (n, P/E) the centres. Pairs within ``window`` of the running
+    best are listed in ``near_i``/``near_c``/``near_j`` (source, χ², global column ``goff`` + j).
+    ``counts`` = [listed pairs, pairs]. Returns the (possibly grown) near-pair buffers."""
     n = const.shape[0]
     mb = mlin_t.shape[1]
     n_int = tint.shape[0]
@@ -422,7 +431,7 @@ def scan_block(lin32, quad32, lin64, quad64, const, margin, exact, log_u, mlin_t
     ci32 = np.empty(max(n_int, 1), np.float32)
     ce32 = np.empty(max(n_ext, 1), np.float32)
     half_screen = np.float32(0.5 * screen)
-    half_delta = np.float32(0.5 * delta)
+    half_window = np.float32(0.5 * window)
     n_near = counts[0]
     n_pairs = counts[1]
     for j0 in range(0, mb, TILE):
@@ -434,11 +443,11 @@ def scan_block(lin32, quad32, lin64, quad64, const, margin, exact, log_u, mlin_t
                 a_buf = a_blk[i - i0]
                 c_buf = c_blk[i - i0]
                 if exact[i]:  # high S/N: float64 χ² for the candidates, one by one
-                    near_i, near_c, n_near, n_pairs = _exact_row(
+                    near_i, near_c, near_j, n_near, n_pairs = _exact_row(
                         i, j0, w, a_buf, c_buf, lin64, quad64, const, margin, log_u, mlin64,
-                        mquad64, tab_int, tab_ext, model_index, log_k, goff, blk, screen, delta,
+                        mquad64, tab_int, tab_ext, model_index, log_k, goff, blk, screen, window,
                         c_int, c_ext, cl, ref, s0, s1, s2, s0p, e1, e2, bw, best_col, best_s,
-                        near_i, near_c, n_near, n_pairs)
+                        near_i, near_c, near_j, n_near, n_pairs)
                     continue
                 if not math.isfinite(ref[i]):  # no pilot model (fastmath below needs a finite ref)
                     a64, c64 = _exact_ac(lin64, quad64, i, mlin64, mquad64, j0)
@@ -447,7 +456,7 @@ def scan_block(lin32, quad32, lin64, quad64, const, margin, exact, log_u, mlin_t
                     best_s[i] = a64 / c64 if a64 > 0 else 0.0
                 q_ref = np.float32(const[i] - ref[i])
                 w0, w0p, cnt, near, up = _weights(a_buf, c_buf, s_buf, q_buf, l_buf, lp_buf, w,
-                                                  q_ref, half_screen, half_delta)
+                                                  q_ref, half_screen, half_window)
                 if up > 0:  # the tile holds a better model: move the reference, redo the weights
                     jb = _argmax(q_buf, w)
                     chi_t = const[i] - np.float64(q_buf[jb])
@@ -460,7 +469,7 @@ def scan_block(lin32, quad32, lin64, quad64, const, margin, exact, log_u, mlin_t
                               tab_ext, log_k, c_int, c_ext, cl, s0, s1, s2, s0p, e1, e2)
                     q_ref = np.float32(const[i] - ref[i])
                     w0, w0p, cnt, near, up = _reweight(q_buf, a_buf, l_buf, lp_buf, w, q_ref,
-                                                       half_screen, half_delta)
+                                                       half_screen, half_window)
                 if cnt == 0:
                     continue
                 n_pairs += cnt
@@ -484,12 +493,12 @@ def scan_block(lin32, quad32, lin64, quad64, const, margin, exact, log_u, mlin_t
                         e2[i, k] += t2[k]
                 if near > 0:
                     if n_near + w > near_i.shape[0]:
-                        near_i, near_c = _reserve(near_i, near_c, n_near, w)
-                    n_near = _collect_near(q_buf, w, q_ref - 2 * half_delta, i, const[i], near_i,
-                                           near_c, n_near)
+                        near_i, near_c, near_j = _reserve(near_i, near_c, near_j, n_near, w)
+                    n_near = _collect_near(q_buf, w, q_ref - 2 * half_window, i, const[i],
+                                           goff + j0, near_i, near_c, near_j, n_near)
     counts[0] = n_near
     counts[1] = n_pairs
-    return near_i, near_c
+    return near_i, near_c, near_j
 
 
 @_helper()
@@ -511,8 +520,8 @@ def _moments_ext(lp_buf, y_buf, text, j0, w, center, out1, out2):  # pragma: no 
 
 @_exact()
 def _exact_row(i, j0, w, a_buf, c_buf, lin64, quad64, const, margin, log_u, mlin64, mquad64,
-               tab_int, tab_ext, model_index, log_k, goff, blk, screen, delta, c_int, c_ext, cl, ref,
-               s0, s1, s2, s0p, e1, e2, bw, best_col, best_s, near_i, near_c, n_near,
+               tab_int, tab_ext, model_index, log_k, goff, blk, screen, window, c_int, c_ext, cl,
+               ref, s0, s1, s2, s0p, e1, e2, bw, best_col, best_s, near_i, near_c, near_j, n_near,
                n_pairs):  # pragma: no cover
     """High-S/N source: float32 A, C only screen (with a rounding margin); candidates get their
     χ² from float64 features and are accumulated one by one (float64)."""
@@ -555,12 +564,13 @@ def _exact_row(i, j0, w, a_buf, c_buf, lin64, quad64, const, margin, log_u, mlin
                 v = y + tab_ext[mi, k] - c_ext[i, k]
                 e1[i, k] += lw * v
                 e2[i, k] += lw * v * v
-        if chi <= ref[i] + delta:
-            near_i, near_c = _reserve(near_i, near_c, n_near, 1)
+        if chi <= ref[i] + window:
+            near_i, near_c, near_j = _reserve(near_i, near_c, near_j, n_near, 1)
             near_i[n_near] = i
             near_c[n_near] = chi
+            near_j[n_near] = goff + col
             n_near += 1
-    return near_i, near_c, n_near, n_pairs
+    return near_i, near_c, near_j, n_near, n_pairs
 
 
 def kernel_provenance() -> dict[str, object]:
@@ -595,6 +605,7 @@ class FusedState:
         self.best_s = np.zeros(n)
         self._ni = np.empty(max(1024, 4 * n), np.int64)
         self._nc = np.empty(max(1024, 4 * n))
+        self._nj = np.empty(max(1024, 4 * n), np.int64)
         self._count = np.zeros(2, np.int64)
 
     @property
@@ -603,14 +614,15 @@ class FusedState:
 
     def scan(self, lin32, quad32, lin64, quad64, const, margin, exact, log_u, mlin_t, mquad_t,
              mlin64, mquad64, tint, text, tab_int, tab_ext, model_index, log_k, goff, blk,
-             screen, delta) -> None:
-        """One block (all its tiles) for every source of the group."""
-        self._ni, self._nc = scan_block(
+             screen, window) -> None:
+        """One block (all its tiles) for every source of the group; pairs within ``window`` of
+        the running best are listed (:meth:`n_within`, :meth:`listed`)."""
+        self._ni, self._nc, self._nj = scan_block(
             lin32, quad32, lin64, quad64, const, margin, exact, log_u, mlin_t, mquad_t,
             mlin64, mquad64, tint, text, tab_int, tab_ext, model_index, log_k, int(goff),
-            int(blk), float(screen), float(delta), self.c_int, self.c_ext, self.cl, self.ref, self.s0,
-            self.s1, self.s2, self.s0p, self.e1, self.e2, self.bw, self.best_col, self.best_s,
-            self._ni, self._nc, self._count)
+            int(blk), float(screen), float(window), self.c_int, self.c_ext, self.cl, self.ref,
+            self.s0, self.s1, self.s2, self.s0p, self.e1, self.e2, self.bw, self.best_col,
+            self.best_s, self._ni, self._nc, self._nj, self._count)
 
     def n_within(self, delta: float) -> np.ndarray:
         """Models within ``delta`` of each source's final best χ²."""
@@ -618,6 +630,14 @@ class FusedState:
         r, c = self._ni[:cnt], self._nc[:cnt]
         ok = c <= self.ref[r] + delta
         return np.bincount(r[ok], minlength=self.s0.size)
+
+    def listed(self, window: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The listed pairs within ``window`` of each source's final best χ²: (source, global
+        column, float32-precision χ²). Every such pair was listed: the running best only falls."""
+        cnt = int(self._count[0])
+        r, c, j = self._ni[:cnt], self._nc[:cnt], self._nj[:cnt]
+        ok = c <= self.ref[r] + window
+        return r[ok], j[ok], c[ok]
 
     def moments(self) -> tuple[np.ndarray, ...]:
         """Uncentred sums (Σ L p, Σ L p², Σ L⁺ X, Σ L⁺ X²) in float64."""

@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 
 from sedscale.sed.fitter import Block, ModelSet
+from sedscale.sed.posterior import binned_quantiles
 
 
 @dataclass(frozen=True)
@@ -165,3 +166,10 @@ def summarize_pz(block_prob: np.ndarray, redshifts: np.ndarray) -> PzSummary:
     for r in (z_best, z_mean, z_median, z_lo68, z_hi68):
         r[bad] = np.nan
     return PzSummary(z_best, z_mean, z_median, z_lo68, z_hi68, pz=p)
+
+
+def pz_percentiles(pz: np.ndarray, redshifts: np.ndarray) -> np.ndarray:
+    """(N, 5) percentiles of z (:data:`sedscale.results.PERCENTILES`) from P(z) on the nodes,
+    each node's probability spread uniformly over its cell in log10(1+z) — the same
+    distribution :func:`summarize_pz` takes its median and 68% interval from."""
+    return 10 ** binned_quantiles(pz, np.log10(1.0 + np.asarray(redshifts, np.float64))) - 1.0

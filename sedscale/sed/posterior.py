@@ -1,0 +1,182 @@
+"""Posterior percentiles from the candidate models of each source: the post-pass of the kernel.
+
+Why a post-pass
+---------------
+The kernel (:mod:`sedscale.sed.fitter`) reduces every (source, model) pair to running moments —
+enough for means and standard deviations, not for percentiles. It also lists the pairs within
+``posterior_chi2`` of each source's best χ² (the *window*, default Δχ² = 20: a model outside it
+weighs less than e^-10 of the best). Their weights L = exp(−(χ² − χ²_min)/2), normalised per
+source, are the same likelihood weights the moments use, so the percentiles here and the means
+of the estimates describe one distribution (the tests compare the window's weighted mean with the
+kernel's, docs/FITTER.md "Estimators and percentiles").
+
+What each quantity's distribution is
+------------------------------------
+* **Grid parameters** (``av``, ``age``, …, *intensive*): each model carries its grid value; the
+  weight of a grid value is spread uniformly over its cell (half-way to its neighbours), as P(z)
+  is, so percentiles are not quantised to the grid steps.
+* **Extensive quantities** (``logmstar``, ``logsfr``): log10 a + x_j with a the normalisation and
+  x_j the model's log quantity per unit normalisation. Given the model, the likelihood of a is
+  Gaussian — mean â = A/C (the unclipped linear fit, negative for a model that only fits a
+  negative flux), σ_a = C^-1/2 — and the prior on a is flat for a ≥ 0 (a galaxy has no negative
+  mass). Each pair's truncated Gaussian is represented by equal-weight quantile nodes, so a source
+  whose every model has â ≤ 0 (not detected) still has a proper mass posterior: its p975 is the
+  97.5% upper limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import log_ndtr, ndtri_exp
+
+from sedscale.results import PERCENTILES
+from sedscale.sed.estimates import ModelTable
+
+#: The percentile levels (fractions), in the order of :data:`sedscale.results.PERCENTILES`.
+LEVELS = np.array(list(PERCENTILES.values())) / 100.0
+#: Percentile suffixes in the same order.
+SUFFIXES = tuple(PERCENTILES)
+
+#: Grid parameters with more distinct values than this are treated as continuous (no cells).
+MAX_CELLS = 256
+#: Normalisation nodes per source ≈ this / its number of candidates, within the bounds below:
+#: a source with few candidates gets a finely resolved normalisation likelihood, one with very
+#: many (a broad posterior, where each model's own spread matters little) few nodes per model.
+NODE_BUDGET = 4096
+MIN_NODES, MAX_NODES = 4, 64
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The listed pairs of one group of ``n`` sources, all (P,) arrays in float64 precision.
+
+    ``a_hat``/``sigma`` are the normalisation's fit in the kernel's scaled units; ``log_scale``
+    (log10 u − log10 k) turns them into physical units."""
+
+    n: int
+    rows: np.ndarray  # source within the group
+    model: np.ndarray  # row of the ModelTable
+    chi2: np.ndarray  # exact χ² (with the block's prior / normalisation terms)
+    a_hat: np.ndarray
+    sigma: np.ndarray
+    log_scale: np.ndarray
+
+    def weights(self) -> np.ndarray:
+        """L = exp(−(χ² − χ²_min)/2) per pair, normalised to sum 1 per source."""
+        best = np.full(self.n, np.inf)
+        np.minimum.at(best, self.rows, self.chi2)
+        lw = np.exp(-0.5 * (self.chi2 - best[self.rows]))
+        total = np.bincount(self.rows, weights=lw, minlength=self.n)
+        return lw / total[self.rows]
+
+
+def weighted_quantiles(rows: np.ndarray, values: np.ndarray, weights: np.ndarray, n: int,
+                       levels: np.ndarray = LEVELS) -> np.ndarray:
+    """(n, L) quantiles of per-source weighted samples (``rows`` says whose), NaN without samples.
+
+    The CDF of a sample is taken at its middle (cumulative weight before it plus half its own)
+    and interpolated linearly between samples; levels outside the first/last middles give the
+    smallest/largest value."""
+    out = np.full((n, levels.size), np.nan)
+    keep = np.isfinite(values) & (weights > 0)
+    rows, values, weights = rows[keep], values[keep], weights[keep]
+    if rows.size == 0:
+        return out
+    order = np.lexsort((values, rows))
+    rows, values, weights = rows[order], values[order], weights[order]
+    total = np.bincount(rows, weights=weights, minlength=n)
+    start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+    csum = np.cumsum(weights)
+    before = csum[start[rows]] - weights[start[rows]]  # cumulative weight before each source
+    mid = np.clip((csum - before - 0.5 * weights) / total[rows], 0.0, 1.0)
+    key = rows + 0.999999 * mid  # globally sorted: source first, then its CDF
+    for k, level in enumerate(levels):
+        present = np.flatnonzero(total > 0)
+        target = present + 0.999999 * level
+        hi = np.clip(np.searchsorted(key, target), start[present], start[present + 1] - 1)
+        lo = np.clip(hi - 1, start[present], None)
+        span = key[hi] - key[lo]
+        frac = np.where(span > 0, (target - key[lo]) / np.where(span > 0, span, 1.0), 1.0)
+        frac = np.clip(frac, 0.0, 1.0)
+        out[present, k] = values[lo] + frac * (values[hi] - values[lo])
+    return out
+
+
+def binned_quantiles(prob: np.ndarray, centres: np.ndarray,
+                     levels: np.ndarray = LEVELS) -> np.ndarray:
+    """(n, L) quantiles of distributions given as probabilities ``prob`` (n, U) on sorted
+    ``centres`` (U,), each centre's probability spread uniformly over its cell (midpoints to the
+    neighbours; the end cells stop at the end centres). NaN where a row has no probability."""
+    c = np.asarray(centres, np.float64)
+    edges = (np.concatenate([[c[0]], 0.5 * (c[1:] + c[:-1]), [c[-1]]]) if c.size > 1
+             else np.array([c[0], c[0]]))
+    p = np.asarray(prob, np.float64)
+    total = p.sum(axis=1)
+    out = np.full((p.shape[0], levels.size), np.nan)
+    for i in np.flatnonzero(np.isfinite(total) & (total > 0)):
+        cdf = np.concatenate([[0.0], np.cumsum(p[i]) / total[i]])
+        out[i] = np.interp(levels, cdf, edges)
+    return out
+
+
+def normalisation_nodes(a_hat: np.ndarray, sigma: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Quantiles ``u`` ∈ (0, 1) of N(â, σ²) truncated to a ≥ 0 (flat prior on a ≥ 0), elementwise.
+
+    From the upper tail, P(a > x | a ≥ 0) = Φ((â − x)/σ) / Φ(â/σ) = 1 − u, in log space
+    (``log_ndtr``/``ndtri_exp``) so that â ≪ −σ (a model that only fits a negative flux: the
+    nodes crowd towards 0 on a scale σ²/|â|) stays accurate. Always > 0."""
+    t = a_hat / sigma
+    z = ndtri_exp(np.log1p(-u) + log_ndtr(t))
+    x = sigma * (t - z)
+    return np.maximum(x, sigma * 1e-12)
+
+
+def _node_layout(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, its node count; per node, the pair it belongs to and its level u."""
+    per_source = np.bincount(rows, minlength=n)
+    nodes_src = np.clip(NODE_BUDGET // np.maximum(per_source, 1), MIN_NODES, MAX_NODES)
+    nodes = nodes_src[rows]
+    pair = np.repeat(np.arange(rows.size), nodes)
+    first = np.concatenate([[0], np.cumsum(nodes)[:-1]])
+    k = np.arange(pair.size) - first[pair]
+    return pair, (k + 0.5) / nodes[pair]
+
+
+def extensive_quantiles(cand: Candidates, weights: np.ndarray, log_per_unit: np.ndarray,
+                        levels: np.ndarray = LEVELS) -> np.ndarray:
+    """(n, L) quantiles of log10 a + x for one extensive column (``log_per_unit`` (M,) = x)."""
+    pair, u = _node_layout(cand.rows, cand.n)
+    a = normalisation_nodes(cand.a_hat[pair], cand.sigma[pair], u)
+    value = np.log10(a) + cand.log_scale[pair] + log_per_unit[cand.model[pair]]
+    counts = np.bincount(pair, minlength=cand.rows.size)
+    return weighted_quantiles(cand.rows[pair], value, weights[pair] / counts[pair], cand.n, levels)
+
+
+def intensive_quantiles(cand: Candidates, weights: np.ndarray, per_model: np.ndarray,
+                        levels: np.ndarray = LEVELS) -> np.ndarray:
+    """(n, L) quantiles of a grid parameter (``per_model`` (M,)), spread over its grid cells."""
+    centres, inverse = np.unique(per_model, return_inverse=True)
+    if centres.size > MAX_CELLS:
+        return weighted_quantiles(cand.rows, per_model[cand.model], weights, cand.n, levels)
+    cell = inverse[cand.model]
+    prob = np.bincount(cand.rows * centres.size + cell, weights=weights,
+                       minlength=cand.n * centres.size).reshape(cand.n, centres.size)
+    return binned_quantiles(prob, centres, levels)
+
+
+def percentiles(cand: Candidates, table: ModelTable,
+                names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """name → (n, L) percentiles for every name of ``names`` the table has (a name it lacks is
+    left out); rows without candidates are NaN."""
+    weights = cand.weights()
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name in table.extensive_names:
+            col = table.log_extensive[:, table.extensive_names.index(name)]
+            out[name] = extensive_quantiles(cand, weights, col)
+        elif name in table.intensive_names:
+            col = table.intensive[:, table.intensive_names.index(name)]
+            out[name] = intensive_quantiles(cand, weights, col)
+    return out
