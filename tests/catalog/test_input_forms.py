@@ -198,3 +198,21 @@ def test_optional_band_absent_from_a_tile_reads_as_not_observed(tmp_path: Path) 
     table = read_partition(parts[0], profile.columns(), profile.optional_columns())
     assert table.column("flux_lsst_g").null_count == table.num_rows == 20
     assert table.column("flux_lsst_r").null_count == 0
+
+
+def test_bad_inputs_exit_3_through_the_cli(hats_collection: Path, tmp_path: Path) -> None:
+    """Through `sedscale validate`: exit code 3 and the file (and column) named, nothing written."""
+    import subprocess
+    import sys
+
+    broken = tmp_path / "no_properties"
+    shutil.copytree(hats_collection / "mock", broken)
+    for name in ("hats.properties", "properties"):
+        (broken / name).unlink(missing_ok=True)
+    write_fits_tiles(_mock_table(30), tmp_path / "njy", n_tiles=1, units="nJy")
+    cases = {str(broken): "hats.properties", str(tmp_path / "njy"): "nJy"}
+    for spec, expected in cases.items():
+        proc = subprocess.run([sys.executable, "-m", "sedscale", "validate", spec], capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 3, proc.stderr
+        assert expected in proc.stderr and Path(spec).name in proc.stderr
