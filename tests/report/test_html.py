@@ -50,11 +50,20 @@ def html_report(real_campaign) -> Path:
     return path
 
 
-def test_html_is_self_contained_and_every_plot_is_a_png(html_report: Path) -> None:
+def _gallery_images(real_campaign: tuple[Path, Path]) -> int:
+    """Thumbnails the report's gallery holds besides the plots (tests/report/test_gallery.py)."""
+    import pyarrow.parquet as pq
+
+    from sedscale.report.gallery import select_gallery
+
+    return sum(len(rows) for rows in select_gallery(pq.read_table(real_campaign[1])).values())
+
+
+def test_html_is_self_contained_and_every_plot_is_a_png(html_report: Path, real_campaign) -> None:
     text = html_report.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text), "external asset in the report"
     imgs = re.findall(r'<img[^>]*src="data:image/png;base64,([^"]+)"', text)
-    assert len(imgs) == len(PLOT_NAMES)
+    assert len(imgs) == len(PLOT_NAMES) + _gallery_images(real_campaign)
     from PIL import Image  # matplotlib depends on pillow
 
     for b64 in imgs:
@@ -67,14 +76,15 @@ def test_html_is_self_contained_and_every_plot_is_a_png(html_report: Path) -> No
 
 
 @needs_chromium
-def test_html_renders_in_headless_chromium_with_every_image_decoded(html_report: Path, tmp_path: Path) -> None:
+def test_html_renders_in_headless_chromium_with_every_image_decoded(html_report: Path, real_campaign,
+                                                                    tmp_path: Path) -> None:
     url = html_report.as_uri()
     dom = _chromium(["--dump-dom", url], tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
     m = re.search(r"<title>report: (\d+)/(\d+) images, (\d+) errors</title>", dom.stdout)
     assert m, f"the page's load script did not run: {dom.stdout[:300]!r}"
     ok, total, errors = map(int, m.groups())
-    assert total == len(PLOT_NAMES) and ok == total, f"{ok} of {total} images decoded"
+    assert total == len(PLOT_NAMES) + _gallery_images(real_campaign) and ok == total, f"{ok} of {total} images decoded"
     assert errors == 0
     # the screenshot: a test artefact kept beside the report (and in pytest's tmp dir)
     shot = tmp_path / "report.png"
