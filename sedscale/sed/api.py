@@ -167,7 +167,8 @@ def _fit_known_z(phot: Photometry, config: FitConfig, obs: Observations, cache_d
             block = Block(ms, mix=np.column_stack([1.0 - t, t]))
             sub = Observations(obs.flux[rows], obs.error[rows], obs.floor)
             _scatter(out, est, pct, rows, run_kernel_with_limits(sub, [block], table, opts, xp, phot.limits[rows]))
-    res_all = KernelResult(estimates=est, n_pairs=0, block_prob=np.zeros((n, 1)), **out)
+    res_all = KernelResult(estimates=est, n_pairs=0, block_prob=np.zeros((n, 1)), percentiles=pct,
+                           **out)
     return _result(phot, res_all, est, config, z, ok, pct)
 
 

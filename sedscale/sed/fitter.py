@@ -564,15 +564,15 @@ def _group_array(blocks: Sequence[Block], feats: list[_Features], table: ModelTa
     bcol[rows[at_min][::-1]] = col[at_min][::-1]
     bs[rows[at_min][::-1]] = sc[at_min][::-1]
     n_good = np.bincount(rows[chi2 <= best[rows] + options.delta_chi2_good], minlength=n)
-    cand, mass = None, np.full(n, np.nan)
+    listed, mass = None, np.full(n, np.nan)
     if options.posterior_chi2 > 0:
         win = chi2 <= best[rows] + options.posterior_chi2
-        cand = _candidates(blocks, feats, n, rows[win], col[win], offsets, block_of)
+        listed = _candidates(blocks, feats, n, rows[win], col[win], offsets, block_of)
         lw = np.exp(-0.5 * (chi2 - best[rows]))
         with np.errstate(invalid="ignore", divide="ignore"):
             mass = (np.bincount(rows[win], weights=lw[win], minlength=n)
                     / np.bincount(rows, weights=lw, minlength=n))
-    return _GroupOut(mom, bcol, bs, n_good, int(rows.size), cand, mass)
+    return _GroupOut(mom, bcol, bs, n_good, int(rows.size), listed, mass)
 
 
 def _finish(obs: Observations, blocks: Sequence[Block], rs: slice, out: _GroupOut,
