@@ -10,7 +10,7 @@ units the files record) before anything is read, so the rest of sedscale never b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import pyarrow as pa
 import yaml
@@ -24,7 +24,7 @@ from sedscale.catalog.units import check_units
 from sedscale.errors import CatalogError, ConfigError
 
 __all__ = ["BUILTIN_PROFILES", "BandColumn", "CatalogProfile", "FlagChoice", "FluxScale",
-           "check_schema", "load_profile", "load_user_profile"]
+           "check_schema", "load_profile", "load_user_profile", "zero_point_snippet"]
 
 _OVERRIDABLE = ("name", "id", "redshift", "ra", "dec")
 
@@ -170,3 +170,14 @@ def check_schema(profile: CatalogProfile, schema: pa.Schema, source: str) -> Non
         if not (pa.types.is_floating(typ) or pa.types.is_integer(typ) or pa.types.is_decimal(typ)):
             kind = "an integer or boolean flag" if col in flags else "a numeric (float)"
             raise CatalogError(f"{source}: column {col!r} has type {typ}; {kind} column is required")
+
+
+def zero_point_snippet(profile: CatalogProfile, zero_points: Sequence[float]) -> str:
+    """The profile's ``bands:`` with each band's ``zero_point`` set (e.g. from
+    :func:`sedscale.sed.zero_points.self_calibrate`), as YAML to paste into a user profile."""
+    if len(zero_points) != len(profile.bands):
+        raise ValueError(f"{len(zero_points)} zero points for {len(profile.bands)} bands")
+    bands = [band.model_dump(mode="json", exclude_defaults=True) | {"zero_point": round(float(zp), 4)}
+             for band, zp in zip(profile.bands, zero_points)]
+    header = "# zero points by self-calibration (sedscale.sed.zero_points.self_calibrate)\n"
+    return header + yaml.safe_dump({"bands": bands}, sort_keys=False, allow_unicode=True)
