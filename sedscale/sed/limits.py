@@ -130,9 +130,9 @@ def _source_pairs(obs: Observations, blocks: Sequence[Block], row: int, is_limit
         total = plain.copy()
         if block.penalty is not None:
             total += float(block.penalty[row])
-        if block.log_norm:
-            used = np.isfinite(sigma)
-            total += float(np.sum(np.log(sigma[used] ** 2)))
+        if block.log_norm:  # the Gaussian normalisation of the measured bands; Φ needs none
+            measured = np.isfinite(sigma) & ~is_limit
+            total += float(np.sum(np.log(sigma[measured] ** 2)))
         parts.append((block.models.model_index, np.full(s.size, bi), np.arange(s.size), total, plain, s / k))
     return _Pairs(*(np.concatenate([p[i] for p in parts]) for i in range(6)))
 

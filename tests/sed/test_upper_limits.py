@@ -117,3 +117,26 @@ def test_mixed_call_keeps_order_and_plain_sources_untouched() -> None:
 def test_weighted_quantiles_of_equal_weights_are_the_midpoint_rule() -> None:
     q = weighted_quantiles(np.array([3.0, 1.0, 2.0, 4.0]), np.ones(4), np.array([12.5, 50.0, 87.5]))
     np.testing.assert_allclose(q, [1.0, 2.5, 4.0])
+
+
+def test_photoz_blocks_priors_and_template_error_match_the_kernel() -> None:
+    """Photo-z-shaped blocks (per-node penalty, template error, Σ ln σ² term): an irrelevant
+    limit leaves estimates and the per-block weights (P(z)) at the kernel's values."""
+    rng = np.random.default_rng(7)
+    sets = [ModelSet(rng.uniform(0.1, 1.0, (1, 25, 4)), np.arange(25)) for _ in range(3)]
+    blocks = [Block(ms, sigma_extra=np.full(4, 0.05 * (k + 1)), penalty=np.array([0.3 * k, 1.0 - 0.2 * k]),
+                    log_norm=True) for k, ms in enumerate(sets)]
+    table = _table(25)
+    flux = rng.uniform(1.0, 5.0, (2, 4))
+    error = 0.05 * flux
+    kernel = run_kernel_with_limits(Observations(flux[:, :3], error[:, :3]),
+                                    [Block(b.models.__class__(b.models.flux[:, :, :3], b.models.model_index),
+                                           sigma_extra=b.sigma_extra[:3], penalty=b.penalty, log_norm=True)
+                                     for b in blocks], table, KernelOptions(), np, np.zeros((2, 3), bool))
+    flux[:, 3], error[:, 3] = 1e7, 1.0
+    is_limit = np.zeros((2, 4), bool)
+    is_limit[:, 3] = True
+    exact = run_kernel_with_limits(Observations(flux, error), blocks, table, KernelOptions(), np, is_limit)
+    np.testing.assert_allclose(exact.block_prob, kernel.block_prob, rtol=1e-4)
+    for name in ("av", "age", "logmstar"):
+        np.testing.assert_allclose(exact.estimates[name][0], kernel.estimates[name][0], rtol=1e-4)
