@@ -119,7 +119,7 @@ class SFHConfig(_Section):
 
 
 class StellarConfig(_Section):
-    """BC03 (MILES, Chabrier IMF) metallicities in units of Z_sun = 0.02."""
+    """BC03 (MILES, Kroupa 2001 IMF) metallicities in units of Z_sun = 0.02."""
 
     _section = "stellar"
     metallicity: list[float] = Field(default_factory=lambda: [0.2, 1.0, 2.5])

