@@ -70,6 +70,8 @@ class FitOptions:
     budgets: AgentBudgets
     policy: PolicyName
     photoz: bool = False
+    #: photo-z for every source, known redshifts ignored (to score photo-z against a spec-z column)
+    ignore_redshift: bool = False
     llm: LLMEndpoint | None = None  # needed by policy "llm" only
     cache_dir: Path | None = None  # model-grid cache; None = no cache on disk
     seed: int = 0
@@ -85,12 +87,16 @@ class FitOptions:
         policy: PolicyName | None = None,
         llm: LLMEndpoint | None = None,
         seed: int = 0,
+        ignore_redshift: bool = False,
     ) -> FitOptions:
         """The options of ``workflow``; a keyword given (not None) replaces the workflow's value.
 
         ``photoz`` given also sets the validation's ``require_redshift`` to its opposite. ``llm``
         None means the workflow's ``llm_url`` (with its ``llm_model``) when it names one.
+        ``ignore_redshift`` implies ``photoz``.
         """
+        if ignore_redshift:
+            photoz = True
         rules = workflow.validation_rules()
         if photoz is not None:
             rules = rules.model_copy(update={"require_redshift": not photoz})
@@ -106,6 +112,7 @@ class FitOptions:
             llm=llm,
             cache_dir=cache_dir,
             seed=seed,
+            ignore_redshift=ignore_redshift,
         )
 
 
@@ -395,7 +402,7 @@ def fit_table(
     delta = KnowledgeBase()
     summary = TableSummary()
     phot = validated.photometry
-    known = np.isfinite(phot.redshift)
+    known = np.isfinite(phot.redshift) & (not options.ignore_redshift)
     groups = [(known, False)] + ([(~known, True)] if options.photoz else [])
     configs = {options.fit_config.hash(): options.fit_config}
     for mask, photoz in groups:

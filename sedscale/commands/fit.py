@@ -44,6 +44,7 @@ def fit(
     workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="shipped workflow name or YAML file (default: default)"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="a FitConfig YAML replacing the workflow's fit section"),
     photoz: Optional[bool] = typer.Option(None, "--photoz/--no-photoz", help="fit the redshift where the catalog has none"),
+    ignore_redshift: bool = typer.Option(False, "--ignore-redshift", help="photo-z for every row, the catalog's redshifts ignored (implies --photoz; to score photo-z against them)"),
     policy: Optional[str] = typer.Option(None, "--policy", help="none | rules | llm (default: the workflow's)"),
     llm_url: Optional[str] = typer.Option(None, "--llm-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"),
     llm_model: Optional[str] = typer.Option(None, "--llm-model", help="model name (default: the first the server lists)"),
@@ -61,7 +62,8 @@ def fit(
     policy_name = _policy_name(policy)
     source, prof = open_for_profile(catalog_arg(catalog), profile or wf.profile)
     options = _fit_options(wf, config=config, photoz=photoz, policy=policy_name, llm_url=llm_url,
-                           llm_model=llm_model, cache_dir=cache_dir or default_cache_dir())
+                           llm_model=llm_model, cache_dir=cache_dir or default_cache_dir(),
+                           ignore_redshift=ignore_redshift)
     t0 = time.perf_counter()
     results = _fit_catalog(source, prof, options, chunk_rows)
     _write_atomically(results, output)
@@ -79,7 +81,8 @@ def _policy_name(value: Optional[str]) -> Optional[PolicyName]:
 
 
 def _fit_options(wf: Workflow, *, config: Optional[Path], photoz: Optional[bool], policy: Optional[PolicyName],
-                 llm_url: Optional[str], llm_model: Optional[str], cache_dir: Path) -> FitOptions:
+                 llm_url: Optional[str], llm_model: Optional[str], cache_dir: Path,
+                 ignore_redshift: bool = False) -> FitOptions:
     """The workflow's options with the command line's replacements; the cache folder created."""
     from sedscale.agent.endpoint import LLMEndpoint
     from sedscale.errors import ConfigError
@@ -91,7 +94,8 @@ def _fit_options(wf: Workflow, *, config: Optional[Path], photoz: Optional[bool]
         raise ConfigError("--policy llm needs --llm-url (an OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1)")
     options = FitOptions.from_workflow(
         wf, cache_dir=cache_dir, fit_config=FitConfig.from_yaml(config) if config is not None else None,
-        photoz=photoz, policy=policy, llm=LLMEndpoint.at_url(url, llm_model or wf.llm_model) if url else None)
+        photoz=photoz, policy=policy, llm=LLMEndpoint.at_url(url, llm_model or wf.llm_model) if url else None,
+        ignore_redshift=ignore_redshift)
     cache_dir.mkdir(parents=True, exist_ok=True)
     return options
 
