@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sedscale.catalog.profiles import load_profile
+from sedscale.catalog.profiles import CatalogProfile, load_profile
 from sedscale.catalog.validate import REASONS, ValidationRules, validate_table
 
 RULES = ValidationRules(min_bands=2)
@@ -28,7 +28,7 @@ def _table() -> pa.Table:
     })
 
 
-def _profile(tmp_path: Path, text: str, table: pa.Table):  # type: ignore[no-untyped-def]
+def _profile(tmp_path: Path, text: str, table: pa.Table) -> CatalogProfile:
     path = tmp_path / "p.yaml"
     path.write_text(text)
     return load_profile(path, table.schema)

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sedscale.catalog.profiles import load_profile
+from sedscale.catalog.profiles import CatalogProfile, load_profile
 from sedscale.catalog.validate import ValidationRules, validate_table
 from sedscale.errors import ConfigError
 
@@ -19,7 +19,7 @@ def _table() -> pa.Table:
                      "m_k": [23.9], "e_mk": [0.1]})
 
 
-def _load(tmp_path: Path, zp_r: str, zp_k: str = "1.0"):  # type: ignore[no-untyped-def]
+def _load(tmp_path: Path, zp_r: str, zp_k: str = "1.0") -> CatalogProfile:
     path = tmp_path / "p.yaml"
     path.write_text("id: id\nbands:\n"
                     f"  - {{column: f_r, error: e_r, filter: lsst_r, zero_point: {zp_r}}}\n"

@@ -130,8 +130,9 @@ def test_photoz_blocks_priors_and_template_error_match_the_kernel() -> None:
     flux = rng.uniform(1.0, 5.0, (2, 4))
     error = 0.05 * flux
     kernel = run_kernel_with_limits(Observations(flux[:, :3], error[:, :3]),
-                                    [Block(b.models.__class__(b.models.flux[:, :, :3], b.models.model_index),
-                                           sigma_extra=b.sigma_extra[:3], penalty=b.penalty, log_norm=True)
+                                    [Block(ModelSet(b.models.flux[:, :, :3], b.models.model_index),
+                                           sigma_extra=np.asarray(b.sigma_extra)[:3], penalty=b.penalty,
+                                           log_norm=True)
                                      for b in blocks], table, KernelOptions(), np, np.zeros((2, 3), bool))
     flux[:, 3], error[:, 3] = 1e7, 1.0
     is_limit = np.zeros((2, 4), bool)

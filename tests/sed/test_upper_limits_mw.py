@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from sedscale.catalog.photometry import Photometry
+from sedscale.sed.api import FitResult
 from sedscale.sed.config import FitConfig
+
+Noiseless = tuple[np.ndarray, np.ndarray, FitConfig]
 
 BANDS = ("lsst_g", "lsst_r", "lsst_i", "euclid_y", "euclid_j", "euclid_h")
 TINY = {"sfh": {"age": [0.5, 2.0, 5.0], "tau": [0.3, 3.0]}, "stellar": {"metallicity": [1.0]},
@@ -21,7 +24,7 @@ def test_band_coefficient_of_a_narrow_filter_is_the_law_there(tmp_path: Path) ->
     """A 2 Å box at 5500 Å: A/E(B−V) = R_V · A(5500)/A_V of G23 = 3.0954 (the law is normalised
     at V, so ≈ R_V = 3.1); E(B−V) = 0.1 then brightens flux and error by 10^(0.04 · 3.0954)."""
     import astropy.units as u
-    from dust_extinction.parameter_averages import G23
+    from dust_extinction.parameter_averages import G23  # type: ignore[import-untyped]
 
     from sedscale.sed.mw_extinction import band_a_over_ebv, deredden
 
@@ -41,7 +44,7 @@ def test_band_coefficient_of_a_narrow_filter_is_the_law_there(tmp_path: Path) ->
 
 
 @pytest.fixture(scope="module")
-def noiseless(sedscale_cache_dir: Path) -> tuple[np.ndarray, np.ndarray, FitConfig]:
+def noiseless(sedscale_cache_dir: Path) -> Noiseless:
     """Two noiseless sources (model 7 at z = 0.8, model 3 at z = 1.2), 10^10 M☉ each."""
     from sedscale.sed.grid import build_grid
 
@@ -52,14 +55,14 @@ def noiseless(sedscale_cache_dir: Path) -> tuple[np.ndarray, np.ndarray, FitConf
     return flux, z, cfg
 
 
-def _fit(flux: np.ndarray, z: np.ndarray, cfg: FitConfig, cache: Path, **kw: np.ndarray):  # type: ignore[no-untyped-def]
+def _fit(flux: np.ndarray, z: np.ndarray, cfg: FitConfig, cache: Path, **kw: np.ndarray) -> FitResult:
     from sedscale.sed.api import fit_photometry
 
     phot = Photometry(np.arange(len(z)), flux, 0.02 * np.abs(flux), z, BANDS, np.arange(len(z)), **kw)
     return fit_photometry(phot, cfg, cache_dir=cache)
 
 
-def test_reddened_sources_fit_as_the_unreddened_ones(noiseless, sedscale_cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_reddened_sources_fit_as_the_unreddened_ones(noiseless: Noiseless, sedscale_cache_dir: Path) -> None:
     from sedscale.sed.mw_extinction import band_a_over_ebv
 
     flux, z, cfg = noiseless
@@ -73,7 +76,7 @@ def test_reddened_sources_fit_as_the_unreddened_ones(noiseless, sedscale_cache_d
     assert np.all(uncorrected.chi2_best > 10 * np.maximum(plain.chi2_best, 1e-3))
 
 
-def test_limits_through_fit_photometry(noiseless, sedscale_cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_limits_through_fit_photometry(noiseless: Noiseless, sedscale_cache_dir: Path) -> None:
     """A limit far above the model changes nothing; a limit below the model's flux in that band
     pulls the mass down; a source without limits in the same call is not affected."""
     flux, z, cfg = noiseless
