@@ -25,8 +25,9 @@ Conventions (docs/FITTER.md, "Faint sources, upper limits and calibrations")
   (bisection when a step leaves it) finds it to 1e-12 relative.
 * Weights, screening window, priors (``Block.penalty``), template error (``sigma_extra``), the
   Σ ln σ² term (``log_norm``), redshift interpolation (``mix``) and the estimates are the kernel's
-  (:func:`sedscale.sed.estimates.accumulate`); percentiles are likelihood-weighted quantiles of
-  the listed pairs (profile likelihood in s).
+  (:func:`sedscale.sed.estimates.accumulate`); percentiles are the kernel's post-pass
+  (:mod:`sedscale.sed.posterior`) with each pair's likelihood in s approximated by a Gaussian
+  at its peak (Laplace: mean s − χ²'/χ²'', width (χ²''/2)^-1/2, exact without limit bands).
 """
 
 from __future__ import annotations
@@ -40,10 +41,9 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from sedscale.sed.estimates import ModelTable, accumulate
-from sedscale.sed.fitter import Block, KernelOptions, KernelResult, Observations, run_kernel
-
-#: Percentile levels of the posterior quantities (those of :data:`sedscale.results.PERCENTILES`).
-LEVELS = np.array([2.5, 16.0, 50.0, 84.0, 97.5])
+from sedscale.sed.fitter import (Block, KernelOptions, KernelResult, Observations, _undetected_estimates,
+                                 run_kernel)
+from sedscale.sed.posterior import LEVELS, Candidates, percentiles
 
 _LN_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 _NEWTON_STEPS = 60
@@ -55,23 +55,32 @@ def limit_chi2(flux: np.ndarray, sigma: np.ndarray, model: np.ndarray) -> np.nda
     return result
 
 
-def best_normalisation(flux: np.ndarray, sigma: np.ndarray, is_limit: np.ndarray,
-                       models: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Best s ≥ 0 and χ² for one source against ``models`` (M, B); bands with σ = inf are unused.
+@dataclass(frozen=True)
+class NormalisationFit:
+    """Per model (all (M,)): the best s ≥ 0, its χ², and the likelihood of s near its peak as a
+    Gaussian N(a_hat, sigma²) (Laplace: a_hat = s − χ²'/χ²'', sigma = (χ²''/2)^-1/2 at the best
+    s; for measured bands only this is the kernel's A/C and C^-1/2)."""
 
-    Returns (s, χ²), each (M,). See the module docstring for the bracket and the iteration."""
+    s: np.ndarray
+    chi2: np.ndarray
+    a_hat: np.ndarray
+    sigma: np.ndarray
+
+
+def best_normalisation(flux: np.ndarray, sigma: np.ndarray, is_limit: np.ndarray,
+                       models: np.ndarray) -> NormalisationFit:
+    """The best s ≥ 0 and χ² of one source against ``models`` (M, B); bands with σ = inf are
+    unused. See the module docstring for the bracket and the iteration."""
     det = np.isfinite(sigma) & ~is_limit
     lim = np.isfinite(sigma) & is_limit
     w = np.where(det, 1.0 / np.where(det, sigma, 1.0) ** 2, 0.0)
     f_det = np.where(det, flux, 0.0)
     a = models @ (w * f_det)
     c = models**2 @ w + 1e-300
-    hi = np.maximum(a / c, 0.0)
     f_lim, s_lim, m_lim = flux[lim], sigma[lim], models[:, lim]
-    lo = np.zeros_like(hi)
-    s = 0.5 * hi
 
     def slope(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """χ²'(s) and χ²''(s) per model."""
         u = (f_lim[None, :] - s[:, None] * m_lim) / s_lim[None, :]
         mills = np.exp(-0.5 * u * u - _LN_SQRT_2PI - log_ndtr(u))  # φ(u)/Φ(u)
         k = m_lim / s_lim[None, :]
@@ -79,20 +88,21 @@ def best_normalisation(flux: np.ndarray, sigma: np.ndarray, is_limit: np.ndarray
         curv = 2.0 * c + 2.0 * np.sum(k * k * (u * mills + mills * mills), axis=1)
         return grad, curv
 
+    lo, hi = np.zeros_like(a), np.maximum(a / c, 0.0)
+    s = 0.5 * hi
     for _ in range(_NEWTON_STEPS):
         grad, curv = slope(s)
-        lo = np.where(grad < 0, s, lo)
-        hi = np.where(grad > 0, s, hi)
+        lo, hi = np.where(grad < 0, s, lo), np.where(grad > 0, s, hi)
         step = s - grad / curv
-        inside = (step > lo) & (step < hi)
-        new = np.where(inside, step, 0.5 * (lo + hi))
-        if np.all(np.abs(new - s) <= 1e-12 * np.maximum(hi, 1e-300)):
-            s = new
-            break
+        new = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
+        done = bool(np.all(np.abs(new - s) <= 1e-12 * np.maximum(hi, 1e-300)))
         s = new
+        if done:
+            break
+    grad, curv = slope(s)
     chi2 = np.sum(w * (f_det[None, :] - s[:, None] * models) ** 2, axis=1)
     chi2 += np.sum(limit_chi2(f_lim[None, :], s_lim[None, :], s[:, None] * m_lim), axis=1)
-    return s, chi2
+    return NormalisationFit(s=s, chi2=chi2, a_hat=s - grad / curv, sigma=np.sqrt(2.0 / curv))
 
 
 @dataclass
@@ -105,6 +115,9 @@ class _Pairs:
     chi2: np.ndarray  # what the weights use: χ² + penalty (+ Σ ln σ² when log_norm)
     plain: np.ndarray  # χ² of the data alone
     s: np.ndarray  # physical normalisation (≥ 0)
+    a_hat: np.ndarray  # the normalisation's Gaussian (Laplace) approximation, scaled units
+    sigma: np.ndarray
+    log_scale: np.ndarray  # log10 of physical / scaled normalisation
 
 
 def _block_models(block: Block, row: int) -> np.ndarray:
@@ -126,47 +139,28 @@ def _source_pairs(obs: Observations, blocks: Sequence[Block], row: int, is_limit
         k = np.max(np.abs(models), axis=1)
         k = np.where(np.isfinite(k) & (k > 0), k, 1.0)
         sigma = obs.sigma_eff(np.array([row]), block.sigma_extra)[0]
-        s, plain = best_normalisation(obs.flux[row], sigma, is_limit, np.nan_to_num(models / k[:, None]))
-        total = plain.copy()
+        fit = best_normalisation(obs.flux[row], sigma, is_limit, np.nan_to_num(models / k[:, None]))
+        total = fit.chi2.copy()
         if block.penalty is not None:
             total += float(block.penalty[row])
         if block.log_norm:  # the Gaussian normalisation of the measured bands; Φ needs none
             measured = np.isfinite(sigma) & ~is_limit
             total += float(np.sum(np.log(sigma[measured] ** 2)))
-        parts.append((block.models.model_index, np.full(s.size, bi), np.arange(s.size), total, plain, s / k))
-    return _Pairs(*(np.concatenate([p[i] for p in parts]) for i in range(6)))
+        parts.append((block.models.model_index, np.full(k.size, bi), np.arange(k.size), total, fit.chi2,
+                      fit.s / k, fit.a_hat, fit.sigma, -np.log10(k)))
+    return _Pairs(*(np.concatenate([p[i] for p in parts]) for i in range(9)))
 
 
-def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: np.ndarray = LEVELS) -> np.ndarray:
-    """Quantiles (percent ``levels``) of a weighted sample: the inverse of its step CDF, taken at
-    the midpoint of each value's weight (a value's own weight split around it)."""
-    ok = np.isfinite(values) & (weights > 0)
-    if not ok.any():
-        return np.full(levels.size, np.nan)
-    v, w = values[ok], weights[ok]
-    order = np.argsort(v, kind="stable")
-    v, w = v[order], w[order]
-    cdf = (np.cumsum(w) - 0.5 * w) / np.sum(w)
-    quantiles: np.ndarray = np.interp(levels / 100.0, cdf, v)
-    return quantiles
-
-
-def _percentiles(pairs: _Pairs, keep: np.ndarray, weight: np.ndarray, table: ModelTable,
-                 names: Sequence[str]) -> dict[str, np.ndarray]:
-    """name → (5,) weighted percentiles of intensive p, or of log10(s·x) over s > 0 (extensive)."""
-    out: dict[str, np.ndarray] = {}
-    model = pairs.model[keep]
-    for name in names:
-        if name in table.intensive_names:
-            values = table.intensive[model, table.intensive_names.index(name)]
-            out[name] = weighted_quantiles(values, weight)
-        elif name in table.extensive_names:
-            pos = pairs.s[keep] > 0
-            with np.errstate(divide="ignore"):
-                values = np.log10(np.where(pos, pairs.s[keep], 1.0)) + \
-                    table.log_extensive[model, table.extensive_names.index(name)]
-            out[name] = weighted_quantiles(values, np.where(pos, weight, 0.0))
-    return out
+def _percentiles(pairs: _Pairs, table: ModelTable, options: KernelOptions) -> dict[str, np.ndarray]:
+    """name → (5,) posterior percentiles, by the kernel's post-pass (:mod:`sedscale.sed.posterior`)
+    over the pairs within ``posterior_chi2`` of the best, each pair's normalisation its Laplace
+    Gaussian truncated at 0."""
+    if options.posterior_chi2 <= 0:
+        return {}
+    win = np.flatnonzero(pairs.chi2 <= pairs.chi2.min() + options.posterior_chi2)
+    cand = Candidates(1, np.zeros(win.size, np.int64), pairs.model[win], pairs.chi2[win],
+                      pairs.a_hat[win], pairs.sigma[win], pairs.log_scale[win])
+    return {name: values[0] for name, values in percentiles(cand, table, options.posterior_names).items()}
 
 
 @dataclass
@@ -193,7 +187,6 @@ def _fit_one(obs: Observations, blocks: Sequence[Block], row: int, is_limit: np.
     pairs = _source_pairs(obs, blocks, row, is_limit)
     best = int(np.argmin(pairs.chi2))
     keep = pairs.chi2 <= pairs.chi2[best] + options.screen_chi2
-    weight = np.exp(-0.5 * (pairs.chi2[keep] - pairs.chi2[best]))
     pos = pairs.s[keep] > 0
     log_s = np.log10(np.where(pos, pairs.s[keep], 1.0))
     mom = accumulate(1, table, table.design(), len(blocks), np.zeros(int(keep.sum()), np.int64),
@@ -205,8 +198,10 @@ def _fit_one(obs: Observations, blocks: Sequence[Block], row: int, is_limit: np.
     with np.errstate(invalid="ignore"):
         resid = np.where(np.isfinite(sigma), (obs.flux[row] - best_flux) / sigma, np.nan)
     n_bands = int(np.sum(np.isfinite(sigma)))
+    estimates, pct = mom.estimates(table), _percentiles(pairs, table, options)
+    _undetected_estimates(estimates, {k: v[None] for k, v in pct.items()}, table)  # only limits: as the kernel
     return _SourceFit(
-        estimates=mom.estimates(table), percentiles=_percentiles(pairs, keep, weight, table, PERCENTILE_NAMES),
+        estimates=estimates, percentiles=pct,
         chi2_best=float(pairs.plain[best]), best_block=bi, best_model=int(pairs.model[best]),
         log_s_best=float(np.log10(pairs.s[best])) if pairs.s[best] > 0 else -np.inf,
         best_flux=best_flux, residual_sigma=resid,
@@ -214,10 +209,6 @@ def _fit_one(obs: Observations, blocks: Sequence[Block], row: int, is_limit: np.
         n_bands=n_bands, dof=max(n_bands - options.n_free, 1),
         block_prob=mom.block_weight[0] / mom.w0[0])
 
-
-#: Quantities given percentiles on the limits path (those of the results contract, bar z_phot,
-#: which comes from P(z) in photo-z mode).
-PERCENTILE_NAMES = ("logmstar", "logsfr", "av")
 
 
 def _rows_of(blocks: Sequence[Block], rows: np.ndarray) -> list[Block]:
@@ -255,10 +246,8 @@ def _put(res: KernelResult, row: int, fit: _SourceFit) -> None:
         if name not in res.estimates:
             res.estimates[name] = (np.full(n, np.nan), np.full(n, np.nan))
         res.estimates[name][0][row], res.estimates[name][1][row] = mean[0], std[0]
-    percentiles: dict[str, np.ndarray] | None = getattr(res, "percentiles", None)
-    if percentiles is not None:  # the kernel's posterior percentiles, where it has them
-        for name, values in fit.percentiles.items():
-            percentiles.setdefault(name, np.full((n, LEVELS.size), np.nan))[row] = values
+    for name, values in fit.percentiles.items():
+        res.percentiles.setdefault(name, np.full((n, LEVELS.size), np.nan))[row] = values
     for name in ("chi2_best", "best_block", "best_model", "log_s_best", "best_flux", "residual_sigma",
                  "n_good", "n_bands", "dof", "block_prob"):
         getattr(res, name)[row] = getattr(fit, name)

@@ -10,7 +10,7 @@ from scipy.stats import norm
 
 from sedscale.sed.estimates import ModelTable
 from sedscale.sed.fitter import Block, KernelOptions, ModelSet, Observations, fit_reference
-from sedscale.sed.limits import best_normalisation, limit_chi2, run_kernel_with_limits, weighted_quantiles
+from sedscale.sed.limits import best_normalisation, limit_chi2, run_kernel_with_limits
 
 
 def sawicki_minus_2lnl(f_lim: float, sigma: float, model: float) -> float:
@@ -29,10 +29,12 @@ def test_far_limit_leaves_the_gaussian_fit_alone() -> None:
     """One model (1, 0.1); f = 10 ± 1 detected, a limit of 5 (σ 0.5) in band 2. At the Gaussian
     best s = 10 the model gives 1 in band 2, (5 − 1)/0.5 = 8 σ below the limit: s stays 10 and
     Sawicki's term is −2 ln(√(π/2) · 0.5 · 2) = −0.4516 (χ² term −2 ln Φ(8) ≈ 1e-15)."""
-    s, chi2 = best_normalisation(np.array([10.0, 5.0]), np.array([1.0, 0.5]), np.array([False, True]),
-                                 np.array([[1.0, 0.1]]))
-    assert s[0] == pytest.approx(10.0, rel=1e-12)
-    assert chi2[0] == pytest.approx(0.0, abs=1e-12)
+    fit = best_normalisation(np.array([10.0, 5.0]), np.array([1.0, 0.5]), np.array([False, True]),
+                             np.array([[1.0, 0.1]]))
+    assert fit.s[0] == pytest.approx(10.0, rel=1e-12)
+    assert fit.chi2[0] == pytest.approx(0.0, abs=1e-12)
+    # the likelihood of s is the measured band's Gaussian: A/C = 10, C^-1/2 = 1
+    assert fit.a_hat[0] == pytest.approx(10.0, rel=1e-9) and fit.sigma[0] == pytest.approx(1.0, rel=1e-9)
     assert sawicki_minus_2lnl(5.0, 0.5, 1.0) == pytest.approx(-0.45158, abs=1e-5)
 
 
@@ -40,8 +42,9 @@ def test_binding_limit_pulls_the_normalisation_down() -> None:
     """One model (1, 1); f = 10 ± 1 detected, limit 5 (σ 1). dχ²/ds = 2(s − 10) + 2 φ(u)/Φ(u) with
     u = 5 − s. By hand: at s = 7.30, u = −2.30, φ/Φ = 0.028327/0.010724 = 2.641 < 10 − s = 2.70;
     at s = 7.35, φ/Φ = 0.025218/0.0093867 = 2.687 > 2.65: the root lies in (7.30, 7.35)."""
-    s, chi2 = best_normalisation(np.array([10.0, 5.0]), np.array([1.0, 1.0]), np.array([False, True]),
-                                 np.array([[1.0, 1.0]]))
+    fit = best_normalisation(np.array([10.0, 5.0]), np.array([1.0, 1.0]), np.array([False, True]),
+                             np.array([[1.0, 1.0]]))
+    s, chi2 = fit.s, fit.chi2
     assert 7.30 < s[0] < 7.35
     u = 5.0 - s[0]
     assert s[0] - 10.0 + norm.pdf(u) / norm.cdf(u) == pytest.approx(0.0, abs=1e-10)  # first-order condition
@@ -49,12 +52,18 @@ def test_binding_limit_pulls_the_normalisation_down() -> None:
     # −2 ln L of Sawicki's eq. 8 (the Gaussian band's constant ln 2πσ² left out, as the kernel does)
     minus_2lnl = (10 - s[0]) ** 2 + sawicki_minus_2lnl(5.0, 1.0, s[0])
     assert chi2[0] - np.log(2 * np.pi) == pytest.approx(minus_2lnl, rel=1e-12)
+    # Laplace width: χ²'' = 2 + 2 (u λ + λ²), λ = φ(u)/Φ(u); at the interior optimum a_hat = s
+    lam = norm.pdf(u) / norm.cdf(u)
+    assert fit.sigma[0] == pytest.approx((1 + u * lam + lam * lam) ** -0.5, rel=1e-9)
+    assert fit.a_hat[0] == pytest.approx(s[0], rel=1e-9)
 
 
 def test_only_limits_give_zero_normalisation() -> None:
-    s, chi2 = best_normalisation(np.array([0.3, 0.6]), np.array([0.1, 0.2]), np.array([True, True]),
-                                 np.array([[1.0, 2.0], [0.5, 0.1]]))
+    fit = best_normalisation(np.array([0.3, 0.6]), np.array([0.1, 0.2]), np.array([True, True]),
+                             np.array([[1.0, 2.0], [0.5, 0.1]]))
+    s, chi2 = fit.s, fit.chi2
     np.testing.assert_array_equal(s, [0.0, 0.0])
+    assert np.all(fit.a_hat < 0)  # the likelihood peaks at a negative s: truncated at 0
     expected = -2 * np.log(norm.cdf(3.0)) * 2  # u = 0.3/0.1 = 0.6/0.2 = 3 in both bands
     np.testing.assert_allclose(chi2, expected, rtol=1e-12)
 
@@ -83,6 +92,12 @@ def test_an_irrelevant_limit_gives_the_float64_reference_fit() -> None:
     np.testing.assert_allclose(out.chi2_best, ref["chi2_best"], rtol=1e-9)
     for name in ("av", "age", "logmstar"):
         np.testing.assert_allclose(out.estimates[name][0], ref[name], rtol=1e-4)  # window of 30 in χ²
+    # percentiles: the kernel's post-pass with the exact Gaussian of s; same as the kernel's own
+    kernel = run_kernel_with_limits(Observations(flux[:, :3], error[:, :3]),
+                                    [Block(ModelSet(models[None, :, :3], np.arange(40)))], table,
+                                    KernelOptions(), np, np.zeros((2, 3), bool))
+    for name in ("logmstar", "av"):
+        np.testing.assert_allclose(out.percentiles[name], kernel.percentiles[name], rtol=1e-5)
     np.testing.assert_array_equal(out.n_bands, [4, 4])
 
 
@@ -114,11 +129,6 @@ def test_mixed_call_keeps_order_and_plain_sources_untouched() -> None:
     assert np.all(mixed.estimates["logmstar"][0][[1, 3]] < unlimited.estimates["logmstar"][0])
 
 
-def test_weighted_quantiles_of_equal_weights_are_the_midpoint_rule() -> None:
-    q = weighted_quantiles(np.array([3.0, 1.0, 2.0, 4.0]), np.ones(4), np.array([12.5, 50.0, 87.5]))
-    np.testing.assert_allclose(q, [1.0, 2.5, 4.0])
-
-
 def test_photoz_blocks_priors_and_template_error_match_the_kernel() -> None:
     """Photo-z-shaped blocks (per-node penalty, template error, Σ ln σ² term): an irrelevant
     limit leaves estimates and the per-block weights (P(z)) at the kernel's values."""
@@ -141,3 +151,17 @@ def test_photoz_blocks_priors_and_template_error_match_the_kernel() -> None:
     np.testing.assert_allclose(exact.block_prob, kernel.block_prob, rtol=1e-4)
     for name in ("av", "age", "logmstar"):
         np.testing.assert_allclose(exact.estimates[name][0], kernel.estimates[name][0], rtol=1e-4)
+
+
+def test_a_source_with_only_limits_is_fitted_with_a_mass_upper_limit() -> None:
+    """Every model's best s is 0: no mean of log10(s·x) over s > 0, so (as the kernel does for an
+    undetected source) the estimate is the posterior median and p975 is the upper limit."""
+    rng = np.random.default_rng(2)
+    models = rng.uniform(0.1, 1.0, (20, 3))
+    flux, error = np.array([[0.3, 0.3, 0.3]]), np.array([[0.1, 0.1, 0.1]])
+    out = run_kernel_with_limits(Observations(flux, error), [Block(ModelSet(models[None], np.arange(20)))],
+                                 _table(20), KernelOptions(), np, np.ones((1, 3), bool))
+    q = out.percentiles["logmstar"][0]
+    assert np.all(np.isfinite(q)) and np.all(np.diff(q) > 0)
+    assert out.estimates["logmstar"][0][0] == pytest.approx(q[2])
+    assert out.log_s_best[0] == -np.inf and out.best_model[0] >= 0
