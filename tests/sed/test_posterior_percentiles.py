@@ -157,3 +157,19 @@ def test_detected_sources_keep_their_estimates(problem) -> None:
     finite = np.isfinite(off.estimates["logmstar"][0])
     assert finite.all()
     np.testing.assert_array_equal(res.estimates["logmstar"][0], off.estimates["logmstar"][0])
+
+
+def test_z_phot_percentiles_are_the_pz_summary() -> None:
+    """p16/p50/p84 of z_phot are summarize_pz's z_lo68/z_median/z_hi68 (one distribution)."""
+    from sedscale.sed.photoz import pz_percentiles, summarize_pz
+
+    z = 10 ** np.arange(0.0, 0.7, 0.005) - 1.0
+    rng = np.random.default_rng(4)
+    centre = rng.uniform(0.2, 3.0, 30)
+    prob = np.exp(-0.5 * ((z[None, :] - centre[:, None]) / 0.1) ** 2) + 1e-3 * rng.uniform(size=(30, z.size))
+    summary = summarize_pz(prob, z)
+    pct = pz_percentiles(summary.pz, z)
+    np.testing.assert_allclose(pct[:, 1], summary.z_lo68, rtol=1e-9)
+    np.testing.assert_allclose(pct[:, 2], summary.z_median, rtol=1e-9)
+    np.testing.assert_allclose(pct[:, 3], summary.z_hi68, rtol=1e-9)
+    assert np.all(pct[:, 0] <= pct[:, 1]) and np.all(pct[:, 4] >= pct[:, 3])
