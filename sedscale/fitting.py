@@ -325,7 +325,7 @@ class _ResultRows:
         cols["reason"][ri[group.fitted & ~has_mass]] = _NO_MASS_REASON
         cols["accepted"][ri] = group.accepted & ok
         with np.errstate(divide="ignore", invalid="ignore"):
-            snr = np.where(sub.error > 0, sub.flux / sub.error, np.nan)
+            snr = np.where((sub.error > 0) & ~sub.limits, sub.flux / sub.error, np.nan)  # a limit is no detection
         cols["detected"][ri] = np.any(np.nan_to_num(snr, nan=-np.inf) >= DETECTION_SNR, axis=1)
         for name, values in group.percentiles.items():
             cols[name][ri] = values

@@ -143,6 +143,15 @@ def result_unit(name: str) -> str:
     return RESULT_UNITS.get(name, "")
 
 
+#: The Milky Way extinction law applied to a per-source E(B−V) (sedscale.sed.mw_extinction uses it).
+MW_EXTINCTION_LAW = "G23 (Gordon et al. 2023), R_V = 3.1, via dust_extinction"
+
+#: Provenance every exported table carries in its schema metadata (keys prefixed ``sedscale.``).
+RESULTS_METADATA: dict[str, str] = {
+    "sedscale.mw_extinction_law": MW_EXTINCTION_LAW,
+}
+
+
 def annotated_results_schema() -> pa.Schema:
     """:data:`RESULTS_SCHEMA` with each field's ``unit`` and ``description`` in its metadata, the
     form Parquet (and the HATS export) writes so readers see units without this package."""
@@ -152,4 +161,4 @@ def annotated_results_schema() -> pa.Schema:
         if unit := result_unit(field.name):
             meta["unit"] = unit
         fields.append(field.with_metadata(meta))
-    return pa.schema(fields)
+    return pa.schema(fields, metadata=RESULTS_METADATA)

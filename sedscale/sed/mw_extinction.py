@@ -7,7 +7,8 @@ photon-counting weight of a flat-f_ν source (:mod:`sedscale.sed.filters`): the 
 limit of the band's extinction, exact to < 1% of A for E(B−V) < 0.3 at these bandwidths. A
 source's fluxes and errors (upper limits included) are divided by 10^(−0.4 E(B−V) A_band/E(B−V))
 before the fit. The catalog layer reads and checks the per-source E(B−V) (profile key ``ebv``);
-the correction lives here because it needs the filter curves.
+the correction lives here because it needs the filter curves. The results' metadata names the law
+(``sedscale.results.MW_EXTINCTION_LAW``, written by every export).
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from sedscale.catalog.photometry import Photometry
 from sedscale.sed.filters import load_filters
 
 #: The law's name as the results' metadata states it.
-MW_EXTINCTION_LAW = "G23 (Gordon et al. 2023), R_V = 3.1, via dust_extinction"
 MW_R_V = 3.1
 
 
 def law_a_over_ebv(wavelength_aa: np.ndarray) -> np.ndarray:
     """A_λ / E(B−V) = R_V · A_λ/A_V of the law at ``wavelength_aa`` (Å), clipped to its range."""
     import astropy.units as u
-    from dust_extinction.parameter_averages import G23  # type: ignore[import-untyped]
+    from dust_extinction.parameter_averages import G23
 
     law = G23(Rv=MW_R_V)
     lo, hi = law.x_range  # inverse microns

@@ -24,7 +24,7 @@ def test_band_coefficient_of_a_narrow_filter_is_the_law_there(tmp_path: Path) ->
     """A 2 Å box at 5500 Å: A/E(B−V) = R_V · A(5500)/A_V of G23 = 3.0954 (the law is normalised
     at V, so ≈ R_V = 3.1); E(B−V) = 0.1 then brightens flux and error by 10^(0.04 · 3.0954)."""
     import astropy.units as u
-    from dust_extinction.parameter_averages import G23  # type: ignore[import-untyped]
+    from dust_extinction.parameter_averages import G23
 
     from sedscale.sed.mw_extinction import band_a_over_ebv, deredden
 
