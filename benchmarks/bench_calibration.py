@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from sedscale.sed.api import FitResult, fit_photometry
 from sedscale.sed.calibration import (CALIBRATION_GRID, QUANTITIES, Coverage, bagpipes_mock,
                                       coverage, prior_mock)
@@ -33,7 +35,8 @@ from sedscale.sed.config import FitConfig
 from sedscale.sed.mock import survey_bands
 
 
-def report(title: str, result: FitResult, truth: dict, quantities: tuple[str, ...]) -> list[Coverage]:
+def report(title: str, result: FitResult, truth: dict[str, np.ndarray],
+           quantities: tuple[str, ...]) -> list[Coverage]:
     """Print one sample's coverages and PIT histograms; return them."""
     print(f"\n{title}")
     print(f"{'quantity':9s} {'N':>5s} {'16-84%':>7s} {'2.5-97.5%':>10s} {'bias':>7s}")
