@@ -14,11 +14,21 @@ Choices (docs/FITTER.md):
   dust-law and burst uncertainty) and beyond 2 µm (PAH/hot dust). Its shape follows the idea of
   EAZY's TEF (Brammer et al. 2008), written as a smooth function, fixed a priori (not tuned
   on any spectroscopic sample).
-* **Normalisation**: with a wavelength-dependent error the Gaussian normaliser Σ ln σ² differs
-  between redshifts; it is included by default (``log_norm=True``) so P(z) is a proper
-  likelihood ratio.
-* **Prior**: flat by default; ``prior="luminosity"`` uses p(z | m) ∝ dV/dz · Φ(M) with a
-  Schechter luminosity function (see :func:`luminosity_prior`).
+* **Normalisation**: the Gaussian normaliser Σ ln σ_eff² differs between redshifts when the
+  error depends on rest-frame wavelength. It is *left out* by default (``log_norm=False``), as
+  EAZY leaves it out: σ_eff grows with the *observed* flux, so the term charges a bright band
+  that falls in the template error's UV wing and pushed faint U-dropouts at z ≈ 3.2–3.4 to
+  z ≈ 0.1–0.3 (issue 15). P(z) is then exp(−χ²/2) with the template error in χ².
+* **Prior**: an apparent-magnitude prior by default (``prior="luminosity"``, as BPZ and EAZY
+  use one): p(z | m) ∝ dV/dz · Φ(M) with a Schechter luminosity function
+  (:func:`luminosity_prior`), m from the reddest band detected at S/N > 3, flat where none is.
+  ``prior="flat"`` gives a prior flat per node (flat in log(1+z)).
+* **Systematic floor**: photo-z mode has its own fractional floor, ``error_floor`` = 0.02
+  (EAZY's ``SYS_ERR`` is 0.01; the template error adds the rest), in place of the physics fit's
+  ``FitConfig.error_floor`` (0.05, a CIGALE-like allowance for parameter estimation).
+
+What each choice gained, on HDF-N and on a mock at survey depth: docs/FITTER.md, "Photometric
+redshifts", and ``benchmarks/bench_photoz.py``.
 """
 
 from __future__ import annotations
@@ -38,9 +48,12 @@ class PhotozOptions:
 
     tef: bool = True  # template error function on/off
     tef_scale: float = 1.0  # multiplies the whole template error
-    log_norm: bool = True  # include Σ ln σ_eff² (the error differs between redshifts)
-    prior: Literal["flat", "luminosity"] = "flat"
+    log_norm: bool = False  # include Σ ln σ_eff² (the error differs between redshifts)
+    prior: Literal["flat", "luminosity"] = "luminosity"
     prior_band: int | None = None  # band index for the luminosity prior (default: reddest)
+    #: fractional systematic floor of photo-z mode, in place of FitConfig.error_floor (None: the
+    #: config's); sedscale.sed.api applies it to the photo-z Observations
+    error_floor: float | None = 0.02
 
 
 def template_error(rest_wavelength_aa: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -52,7 +65,7 @@ def template_error(rest_wavelength_aa: np.ndarray, scale: float = 1.0) -> np.nda
     x = np.log10(np.asarray(rest_wavelength_aa, dtype=np.float64))
     uv = 1.0 / (1.0 + np.exp((x - np.log10(1500.0)) / 0.06))
     ir = 1.0 / (1.0 + np.exp(-(x - np.log10(25000.0)) / 0.08))
-    return scale * (0.02 + 0.15 * uv + 0.15 * ir)
+    return np.asarray(scale * (0.02 + 0.15 * uv + 0.15 * ir))
 
 
 def luminosity_prior(mag_ab: np.ndarray, redshifts: np.ndarray, cosmo: str = "Planck18",

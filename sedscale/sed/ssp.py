@@ -59,7 +59,7 @@ AGE_EDGES_YR = _age_bin_edges()
 def young_fraction() -> np.ndarray:
     """(n_age,) fraction of each age bin younger than :data:`T_BIRTH_CLOUD_YR` (by bin width)."""
     lo, hi = AGE_EDGES_YR[:-1], AGE_EDGES_YR[1:]
-    return np.clip((T_BIRTH_CLOUD_YR - lo) / (hi - lo), 0.0, 1.0)
+    return np.asarray(np.clip((T_BIRTH_CLOUD_YR - lo) / (hi - lo), 0.0, 1.0))
 
 
 def _age_resampling_matrix(raw_ages: np.ndarray) -> np.ndarray:
@@ -70,8 +70,8 @@ def _age_resampling_matrix(raw_ages: np.ndarray) -> np.ndarray:
     raw_edges[-1] = max(raw_edges[-1], AGE_EDGES_YR[-1])
     lo = np.maximum(AGE_EDGES_YR[:-1, None], raw_edges[None, :-1])
     hi = np.minimum(AGE_EDGES_YR[1:, None], raw_edges[None, 1:])
-    overlap = np.clip(hi - lo, 0.0, None)
-    return overlap / overlap.sum(axis=1, keepdims=True)
+    overlap = np.asarray(np.clip(hi - lo, 0.0, None))
+    return np.asarray(overlap / overlap.sum(axis=1, keepdims=True))
 
 
 #: The IMF of the shipped grids (and of the remnant reconstruction), as the results' metadata
