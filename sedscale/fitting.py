@@ -341,6 +341,8 @@ class _ResultRows:
         for name in _NULL_WHEN_NAN:
             masks[name] = not_fitted | np.isnan(self.cols[name].astype(float))
         masks["best_model"] = not_fitted | (self.cols["best_model"] < 0)
+        for name in ("ra", "dec"):  # a position is carried for every row; null where there is none
+            masks[name] = np.isnan(self.cols[name].astype(float))
         masks["source_id"] = self.null_id
         arrays = [pa.array(self.cols[f.name], type=f.type, mask=masks.get(f.name)) for f in RESULTS_SCHEMA]
         return pa.Table.from_arrays(arrays, schema=RESULTS_SCHEMA)
