@@ -112,7 +112,7 @@ RESULT_DESCRIPTIONS: dict[str, str] = {
     "redshift": "redshift used for the fit: the input one, or the photo-z estimate",
     "z_phot": "photometric redshift estimate (photo-z mode)",
     "z_phot_err": "uncertainty of the photometric redshift",
-    "logmstar": "log10 surviving stellar mass (BC03, Planck18)",
+    "logmstar": "log10 surviving stellar mass (BC03, Kroupa IMF, Planck18)",
     "logmstar_err": "uncertainty of logmstar",
     "logsfr": "log10 star formation rate averaged over 100 Myr",
     "logsfr_err": "uncertainty of logsfr",
@@ -146,9 +146,15 @@ def result_unit(name: str) -> str:
 #: The Milky Way extinction law applied to a per-source E(B−V) (sedscale.sed.mw_extinction uses it).
 MW_EXTINCTION_LAW = "G23 (Gordon et al. 2023), R_V = 3.1, via dust_extinction"
 
+#: The IMF of the shipped BC03 grids, which every mass in the results assumes (established from the
+#: grids' living-mass tables: docs/PHYSICS.md §3.1); log M_Chabrier = log M_Kroupa − 0.034 dex.
+STELLAR_IMF = "Kroupa (2001), 0.1-100 Msun"
+
 #: Provenance every exported table carries in its schema metadata (keys prefixed ``sedscale.``).
 RESULTS_METADATA: dict[str, str] = {
     "sedscale.mw_extinction_law": MW_EXTINCTION_LAW,
+    "sedscale.imf": STELLAR_IMF,
+    "sedscale.mass_conversion": "log M(Chabrier) = log M(Kroupa) - 0.034 dex (Madau & Dickinson 2014)",
 }
 
 

@@ -122,6 +122,8 @@ def fit_photometry(phot: Photometry, config: FitConfig, *, photoz: bool = False,
 def _fit_photoz(phot: Photometry, config: FitConfig, obs: Observations, cache_dir: Path | None,
                 opts: KernelOptions, popts: PhotozOptions, xp: ModuleType) -> FitResult:
     """Every source against the photo-z grid (:mod:`sedscale.sed.photoz`)."""
+    if popts.error_floor is not None:  # photo-z mode's own systematic floor (docs/FITTER.md)
+        obs = dataclasses.replace(obs, floor=popts.error_floor)
     grid = build_grid(config, phot.filters, photoz_nodes(config), cache_dir=cache_dir)
     table = model_table({**grid.intensive}, grid.extensive)
     pivots = np.array([f.pivot for f in load_filters(list(phot.filters))])

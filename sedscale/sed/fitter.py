@@ -47,6 +47,8 @@ import numpy as np
 from sedscale.sed.estimates import ModelTable, Moments, accumulate
 from sedscale.sed.kernel_numba import HAVE_NUMBA, FusedState, pilot_block
 from sedscale.sed.posterior import LEVELS, Candidates, percentiles
+from sedscale.sed.posterior_numba import HAVE_NUMBA as HAVE_NUMBA_POSTERIOR
+from sedscale.sed.posterior_numba import order_by_source, pair_fits
 from sedscale.sed.screen import screen_block
 
 #: An array of the backend module ``xp`` (numpy, or cupy on a GPU): no static type spans both.
@@ -417,23 +419,38 @@ def _candidates(blocks: Sequence[Block], feats: list[_Features], n: int, rows: n
     A and C are recomputed from the float64 features, so the posterior does not inherit the
     float32 rounding of the screening: per (block, source), one small matrix–vector product over
     that source's listed models (a gather of both sides per pair cost 6× more)."""
-    order = np.lexsort((col, rows))
+    ok = False
+    if HAVE_NUMBA_POSTERIOR and rows.size:
+        order, ok = order_by_source(rows.astype(np.int64), col.astype(np.int64), n)
+    if not ok:
+        order = np.lexsort((col, rows))
     rows, col = rows[order], col[order]
     blk = block_of[col]
     a, c, const = np.empty(rows.size), np.empty(rows.size), np.empty(rows.size)
     scale, model = np.empty(rows.size), np.empty(rows.size, np.int64)
-    bounds = np.flatnonzero(np.diff(rows * len(blocks) + blk)) + 1
-    for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [rows.size]])):
-        if lo == hi:
-            continue
-        bi, i = int(blk[lo]), int(rows[lo])
-        ms, ft = blocks[bi].models, feats[bi]
-        j = col[lo:hi] - offsets[bi]
-        a[lo:hi] = ms.lin64[j] @ ft.lin[i]
-        c[lo:hi] = ms.quad64[j] @ ft.quad[i]
-        const[lo:hi] = ft.const[i]
-        scale[lo:hi] = ft.log_u[i] - ms.log_k[j]
-        model[lo:hi] = ms.model_index[j]
+    if HAVE_NUMBA_POSTERIOR:  # one compiled pass over each block's pairs (the loop below cost 10x the scan)
+        for bi in np.unique(blk):
+            sel = np.flatnonzero(blk == bi)
+            ms, ft = blocks[int(bi)].models, feats[int(bi)]
+            j, i = col[sel] - offsets[bi], rows[sel]
+            a_b, c_b = np.empty(sel.size), np.empty(sel.size)
+            pair_fits(ms.lin64, ms.quad64, np.ascontiguousarray(ft.lin, np.float64),
+                      np.ascontiguousarray(ft.quad, np.float64), j, i, a_b, c_b)
+            a[sel], c[sel] = a_b, c_b
+            const[sel], scale[sel], model[sel] = ft.const[i], ft.log_u[i] - ms.log_k[j], ms.model_index[j]
+    else:  # pragma: no cover - numba missing
+        bounds = np.flatnonzero(np.diff(rows * len(blocks) + blk)) + 1
+        for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [rows.size]])):
+            if lo == hi:
+                continue
+            bi, src = int(blk[lo]), int(rows[lo])
+            ms, ft = blocks[bi].models, feats[bi]
+            jj = col[lo:hi] - offsets[bi]
+            a[lo:hi] = ms.lin64[jj] @ ft.lin[src]
+            c[lo:hi] = ms.quad64[jj] @ ft.quad[src]
+            const[lo:hi] = ft.const[src]
+            scale[lo:hi] = ft.log_u[src] - ms.log_k[jj]
+            model[lo:hi] = ms.model_index[jj]
     gain = np.where(a > 0, a * a / c, 0.0)
     return Candidates(n, rows, model, const - gain, a / c, 1.0 / np.sqrt(c), scale)
 

@@ -33,6 +33,7 @@ from scipy.special import log_ndtr, ndtri, ndtri_exp
 
 from sedscale.results import PERCENTILES
 from sedscale.sed.estimates import ModelTable
+from sedscale.sed.posterior_numba import HAVE_NUMBA, segment_quantiles
 
 #: The percentile levels (fractions), in the order of :data:`sedscale.results.PERCENTILES`.
 LEVELS = np.array(list(PERCENTILES.values())) / 100.0
@@ -91,6 +92,13 @@ def weighted_quantiles(rows: np.ndarray, values: np.ndarray, weights: np.ndarray
         order = np.argsort(rows, kind="stable")
         rows, values, weights = rows[order], values[order], weights[order]
     starts = np.flatnonzero(np.concatenate([[True], np.diff(rows) > 0]))
+    if HAVE_NUMBA:  # the same binning and inversion, one compiled pass (no n × bins array)
+        stops = np.append(starts[1:], rows.size)
+        found = np.full((starts.size, levels.size), np.nan)
+        segment_quantiles(starts, stops, np.ascontiguousarray(values, np.float64),
+                          np.ascontiguousarray(weights, np.float64), np.asarray(levels, np.float64), bins, found)
+        out[rows[starts]] = found
+        return out
     lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
     lo[rows[starts]] = np.minimum.reduceat(values, starts)
     hi[rows[starts]] = np.maximum.reduceat(values, starts)

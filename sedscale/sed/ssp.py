@@ -26,6 +26,7 @@ import numpy as np
 
 from sedscale.sed import wavegrid
 from sedscale.sed.data import STELLAR_FILE, grid_file
+from sedscale.results import STELLAR_IMF
 
 #: Metallicities of the BC03 grids in units of Z☉ (Z☉ = 0.02).
 METALLICITIES = np.array([0.005, 0.02, 0.2, 0.4, 1.0, 2.5, 5.0])
@@ -76,7 +77,7 @@ def _age_resampling_matrix(raw_ages: np.ndarray) -> np.ndarray:
 
 #: The IMF of the shipped grids (and of the remnant reconstruction), as the results' metadata
 #: states it.
-IMF = "Kroupa (2001), 0.1-100 Msun"
+IMF = STELLAR_IMF  # "Kroupa (2001), 0.1-100 Msun": named in every export's metadata
 #: log10 M*(Chabrier 2003) − log10 M*(Kroupa 2001) for the same photometry: Madau & Dickinson
 #: (2014, ARA&A 52, 415, section 3) scale Salpeter stellar masses by 0.61 (Chabrier) and 0.66
 #: (Kroupa); log10(0.61 / 0.66) = −0.034 dex.

@@ -41,7 +41,7 @@ def test_contract_shapes_and_types() -> None:
         assert g.intensive[key].shape == (m,)
     assert g.config_hash == SMALL.hash()
     assert np.all(np.isfinite(g.flux)) and np.all(g.flux >= 0)
-    # surviving mass: 1 M☉ formed leaves 0.5–1 M☉ in stars + remnants (BC03/Chabrier ≈ 0.58 at 12 Gyr)
+    # surviving mass: 1 M☉ formed leaves 0.5–1 M☉ in stars + remnants (BC03/Kroupa ≈ 0.59 at 12 Gyr)
     assert np.all((g.extensive["mstar"] > 0.5) & (g.extensive["mstar"] <= 1.0))
     assert np.all(g.extensive["mstar_living"] < g.extensive["mstar"])
     # a 12 Gyr-old population cannot exist at z = 4 (Universe ≈ 1.5 Gyr old)
