@@ -16,16 +16,9 @@ from typer.testing import CliRunner
 from sedscale.campaign.workflow import load_workflow
 from sedscale.cli import app, main
 
-from .catalogs import clean_columns, write
+from tests.commands.test_fit_command import FIT_CONFIG
 
-FIT_CONFIG = """\
-sfh: {family: delayed, age: [0.5, 3.0], tau: [1.0]}
-stellar: {metallicity: [1.0]}
-dust_attenuation: {av: [0.0, 1.0]}
-nebular: {enabled: false}
-dust_emission: {enabled: false}
-redshift: {node_step: 0.02}
-"""
+from .catalogs import clean_columns, write
 
 
 @pytest.fixture()
