@@ -11,6 +11,7 @@ from typing import Sequence, Union
 from sedscale.catalog.profiles import CatalogProfile, load_profile
 from sedscale.catalog.forms import open_catalog
 from sedscale.catalog.source import CatalogSource
+from sedscale.errors import CatalogError
 
 CatalogSpec = Union[str, Path, Sequence[Union[str, Path]]]
 
@@ -34,4 +35,8 @@ def check_recorded_units(source: CatalogSource, profile: CatalogProfile) -> None
     """Units the files record must agree with the profile's (see :mod:`sedscale.catalog.units`)."""
     from sedscale.catalog.units import check_units
 
+    for column in profile.columns():
+        if column in source.unit_conflicts:
+            raise CatalogError(f"column {column!r}: {source.unit_conflicts[column]}; every file of a "
+                               "catalog must record the same unit")
     check_units(profile, source.units, source.name)

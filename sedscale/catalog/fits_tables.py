@@ -20,6 +20,7 @@ import pyarrow as pa
 from sedscale.catalog import storage
 from sedscale.catalog.parquet_files import expand
 from sedscale.catalog.partition import Partition
+from sedscale.catalog.units_metadata import merge_units
 from sedscale.catalog.source import (
     FITS_SUFFIXES,
     CatalogFile,
@@ -87,7 +88,7 @@ def open_fits(path: CatalogPath) -> CatalogSource:
     locations = expand(path, FITS_SUFFIXES, "FITS (*.fits)")
     files: list[CatalogFile] = []
     schemas: list[pa.Schema] = []
-    units: dict[str, str] = {}
+    recorded: list[tuple[str, dict[str, str]]] = []
     for location in locations:
         with _open(location) as hdul:
             hdu = _table_hdu(hdul, location)
@@ -96,13 +97,11 @@ def open_fits(path: CatalogPath) -> CatalogSource:
         st = storage.stat(location)
         files.append(CatalogFile(location, st.size, st.mtime_ns, n_rows, ()))
         schemas.append(schema)
-        for name, unit in file_units.items():
-            if units.setdefault(name, unit) != unit:
-                raise CatalogError(f"{location}: column {name!r} has TUNIT {unit!r}, but another file of the "
-                                   f"catalog says {units[name]!r}; every file must agree")
+        recorded.append((location, file_units))
+    units, conflicts = merge_units(recorded)
     unique, index = distinct_schemas(schemas)
     files = [CatalogFile(f.path, f.size, f.mtime_ns, f.num_rows, (), schema_index=i) for f, i in zip(files, index)]
-    return check_catalog_rows(CatalogSource(tuple(files), unique[0], "fits", unique, units), path)
+    return check_catalog_rows(CatalogSource(tuple(files), unique[0], "fits", unique, units, conflicts), path)
 
 
 #: Rows decoded at a time: bounds the memory of a read to CHUNK_ROWS × the row's width in bytes,

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from sedscale.catalog import storage
 from sedscale.catalog.source import CatalogFile, CatalogPath, CatalogSource, check_catalog_rows, distinct_schemas
-from sedscale.catalog.units_metadata import units_of_schemas
+from sedscale.catalog.units_metadata import merge_units, units_of_schema
 from sedscale.errors import CatalogError
 
 
@@ -70,8 +70,15 @@ def open_parquet(path: CatalogPath) -> CatalogSource:
         schemas.append(schema)
     unique, index = distinct_schemas(schemas)
     files = [_with_schema_index(f, i) for f, i in zip(files, index)]
-    source = CatalogSource(tuple(files), unique[0], "parquet", unique, units_of_schemas(unique))
+    units, conflicts = merge_units((_file_with_schema(files, i), units_of_schema(schema))
+                                   for i, schema in enumerate(unique))
+    source = CatalogSource(tuple(files), unique[0], "parquet", unique, units, conflicts)
     return check_catalog_rows(source, path)
+
+
+def _file_with_schema(files: Sequence[CatalogFile], index: int) -> str:
+    """The first file with distinct schema ``index`` (for messages)."""
+    return next(f.path for f in files if f.schema_index == index)
 
 
 def _with_schema_index(cf: CatalogFile, index: int) -> CatalogFile:

@@ -58,7 +58,8 @@ class CatalogSource:
     ``schema`` is the reference schema profiles are resolved against (the first file's, or a HATS
     catalog's ``_common_metadata``); ``schemas`` are the distinct schemas of all files, so a
     check costs O(distinct schemas), not O(files). ``units`` maps column names to the unit
-    string the files record (Parquet field metadata, astropy's table metadata, FITS ``TUNIT``).
+    string the files record (Parquet field metadata, astropy's table metadata, FITS ``TUNIT``);
+    ``unit_conflicts`` the columns whose files record different units (checked for used columns only).
     ``extra_fingerprint`` are metadata files whose change means the catalog changed (HATS).
     """
 
@@ -67,6 +68,7 @@ class CatalogSource:
     form: CatalogForm = "parquet"
     schemas: tuple[pa.Schema, ...] = ()
     units: Mapping[str, str] = field(default_factory=dict)
+    unit_conflicts: Mapping[str, str] = field(default_factory=dict)  # column → files that disagree
     root: str | None = None
     extra_fingerprint: tuple[str, ...] = ()
 

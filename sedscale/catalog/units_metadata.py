@@ -10,7 +10,7 @@ instead of shifting every mass by 3 dex.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pyarrow as pa
 import yaml
@@ -42,10 +42,18 @@ def units_of_schema(schema: pa.Schema) -> dict[str, str]:
     return {k: v for k, v in out.items() if v}
 
 
-def units_of_schemas(schemas: Iterable[pa.Schema]) -> dict[str, str]:
-    """The recorded units over several schemas (the first one recording a column wins)."""
-    out: dict[str, str] = {}
-    for schema in schemas:
-        for name, unit in units_of_schema(schema).items():
-            out.setdefault(name, unit)
-    return out
+def merge_units(per_file: Iterable[tuple[str, Mapping[str, str]]]) -> tuple[dict[str, str], dict[str, str]]:
+    """The recorded units over several files (``(file, {column: unit})`` each): ``(units,
+    conflicts)`` where ``conflicts`` maps a column whose files disagree to a message naming two of
+    them. A conflict stops a run only for a column the profile uses
+    (:func:`sedscale.catalog.catalog_input.check_recorded_units`), as type differences do."""
+    units: dict[str, str] = {}
+    first: dict[str, str] = {}
+    conflicts: dict[str, str] = {}
+    for where, found in per_file:
+        for name, unit in found.items():
+            if name not in units:
+                units[name], first[name] = unit, where
+            elif units[name] != unit and name not in conflicts:
+                conflicts[name] = f"{where} records unit {unit!r}, but {first[name]} records {units[name]!r}"
+    return units, conflicts

@@ -216,3 +216,24 @@ def test_bad_inputs_exit_3_through_the_cli(hats_collection: Path, tmp_path: Path
                               timeout=300)
         assert proc.returncode == 3, proc.stderr
         assert expected in proc.stderr and Path(spec).name in proc.stderr
+
+
+def _with_unit(table: pa.Table, column: str, unit: str) -> pa.Table:
+    fields = [f.with_metadata({"unit": unit}) if f.name == column else f for f in table.schema]
+    return table.cast(pa.schema(fields))
+
+
+def test_files_recording_different_units_for_a_used_column_stop(tmp_path: Path) -> None:
+    pq.write_table(_with_unit(_mock_table(20), "flux_euclid_h", "uJy"), tmp_path / "a.parquet")
+    pq.write_table(_with_unit(_mock_table(20, start_id=20), "flux_euclid_h", "nJy"), tmp_path / "b.parquet")
+    with pytest.raises(CatalogError, match=r"flux_euclid_h.*b\.parquet.*nJy.*a\.parquet"):
+        open_for_profile(tmp_path, "generic")
+
+
+def test_files_recording_different_units_for_an_unused_column_do_not_stop(tmp_path: Path) -> None:
+    a = _mock_table(20).append_column("size", pa.array(np.ones(20)))
+    b = _mock_table(20, start_id=20).append_column("size", pa.array(np.ones(20)))
+    pq.write_table(_with_unit(a, "size", "arcsec"), tmp_path / "a.parquet")
+    pq.write_table(_with_unit(b, "size", "pix"), tmp_path / "b.parquet")
+    source, _ = open_for_profile(tmp_path, "generic")
+    assert source.num_rows == 40 and "size" in source.unit_conflicts
