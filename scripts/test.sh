@@ -11,6 +11,7 @@ bash scripts/install-chromium.sh  # headless Chromium renders the HTML report in
 if [ "${SEDSCALE_NO_SLURM:-0}" != "1" ]; then
   bash scripts/slurm-local.sh start
   bash scripts/slurm-cluster.sh up 3
+  export SEDSCALE_REQUIRE_CLUSTERS=1  # the Slurm tests fail, not skip, if a cluster is missing
 fi
 # Types first: the package is type-checked by mypy (configuration in pyproject.toml).
 python -m mypy

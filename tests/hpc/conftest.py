@@ -34,6 +34,10 @@ def slurm_up() -> bool:
 @pytest.fixture(scope="session")
 def slurm() -> None:
     if not slurm_up():
+        # scripts/test.sh (so CI) starts the clusters and sets this: there a missing cluster
+        # is a failure, never a skip that would count as a pass
+        if os.environ.get("SEDSCALE_REQUIRE_CLUSTERS") == "1":
+            pytest.fail("the local Slurm cluster is not running (scripts/slurm-local.sh start)")
         pytest.skip("the local Slurm cluster is not running (scripts/slurm-local.sh start)")
 
 
