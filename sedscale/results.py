@@ -51,6 +51,8 @@ RESULTS_SCHEMA = pa.schema(
         # the best model: its index in the grid of configuration fit_config_id (so it can be rebuilt)
         pa.field("best_model", pa.int64()),
         pa.field("fit_config_id", pa.string()),
+        # what the source actually got after fallbacks: none (triage only) | rules | llm
+        pa.field("policy", pa.string()),
     ]
 )
 
@@ -135,6 +137,7 @@ RESULT_DESCRIPTIONS: dict[str, str] = {
        for p, pct in (("p025", 2.5), ("p16", 16.0), ("p50", 50.0), ("p84", 84.0), ("p975", 97.5))},
     "best_model": "index of the best-fitting model in the grid of fit_config_id",
     "fit_config_id": "hash of the fit configuration of the final fit (sedscale.sed.config)",
+    "policy": "the policy whose decisions produced the final fit: none (triage), rules or llm (after fallbacks)",
 }
 
 

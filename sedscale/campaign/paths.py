@@ -22,6 +22,8 @@ Layout of ``<campaign>/``::
     knowledge/delta-<id>.json  per-partition knowledge-base deltas of the agent
     summaries/partition-<id>.json  per-partition task summaries (with the ``host`` that ran it)
     configs/<hash>.json      every fit configuration a result names (``fit_config_id``), content-addressed
+    trails/partition-<id>.parquet  the agent's steps for every agent source of a partition
+    provenance.json          versions, workflow, LLM model + weights fingerprint, prompt version, KB hash, seeds
     llm/<host>/              one node's LLM service (daemon.json, service.json, accounting, logs)
     llm/stop                 the driver's end-of-run request to every node service
     tmp/                     temporary files of commits in flight (same file system => atomic rename)
@@ -171,6 +173,20 @@ class CampaignPaths:
     def fit_config(self, config_hash: str) -> Path:
         """The configuration whose hash is ``config_hash`` (its canonical JSON; written once)."""
         return self.configs_dir / f"{config_hash}.json"
+
+    @property
+    def trails_dir(self) -> Path:
+        """The agent's trail per partition: one row per step of every agent source (Parquet)."""
+        return self.root / "trails"
+
+    def trail(self, partition_id: int) -> Path:
+        return self.trails_dir / f"partition-{partition_id:09d}.parquet"
+
+    @property
+    def provenance_json(self) -> Path:
+        """What the campaign ran with, recorded once: versions, workflow, LLM model and weights
+        fingerprint, prompt version, the knowledge base's hash at start, seeds."""
+        return self.root / "provenance.json"
 
     @property
     def llm_dir(self) -> Path:
