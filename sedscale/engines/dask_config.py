@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -88,8 +89,13 @@ def job_class(cluster_class: type["JobQueueCluster"]) -> type["Job"]:
 
 
 def render_dask_script(site: SiteConfig) -> str:
-    """The batch script one dask-jobqueue job submits (no scheduler started, nothing submitted)."""
-    kw: dict[str, Any] = jobqueue_kwargs(site, "<campaign>/dask")
-    kw.pop("scheduler_options", None)
-    job = job_class(jobqueue_cluster_class(site))(scheduler="tcp://<driver>:<port>", name="sedscale-dask", **kw)
-    return str(job.job_script())
+    """The batch script one dask-jobqueue job submits (no scheduler started, nothing submitted).
+
+    dask-jobqueue creates the job's log directory when the job object is made, so the script is
+    rendered against a temporary directory (a preview must not create ``<campaign>/dask/jobs``
+    in the caller's working directory) and that path is shown as ``<campaign>/dask``."""
+    with tempfile.TemporaryDirectory(prefix="sedscale-dask-preview-") as tmp:
+        kw: dict[str, Any] = jobqueue_kwargs(site, tmp)
+        kw.pop("scheduler_options", None)
+        job = job_class(jobqueue_cluster_class(site))(scheduler="tcp://<driver>:<port>", name="sedscale-dask", **kw)
+        return str(job.job_script()).replace(tmp, "<campaign>/dask")

@@ -27,9 +27,12 @@ def test_every_site_config_loads(name: str) -> None:
 
 @pytest.mark.parametrize("engine", ["parsl", "dask"])
 @pytest.mark.parametrize("name", HPC_SITES)
-def test_hpc_sites_render_batch_scripts(name: str, engine: str) -> None:
+def test_hpc_sites_render_batch_scripts(name: str, engine: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     site = load_site(name).model_copy(update={"engine": engine})
+    monkeypatch.chdir(tmp_path)
     script = render_batch_script(site)
+    assert list(tmp_path.iterdir()) == []  # a preview creates nothing where it is run
     o = site.scheduler_options
     assert script.startswith("#!")
     assert 'export PATH="' in script and "OMP_NUM_THREADS=1" in script
