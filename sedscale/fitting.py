@@ -22,6 +22,7 @@ import pyarrow as pa
 from sedscale.agent import AcceptanceTest, AgentBudgets, KnowledgeBase, RulesPolicy, run_agent
 from sedscale.agent.endpoint import LLMEndpoint
 from sedscale.agent.policy import POLICY_NAMES, Policy, PolicyName
+from sedscale.agent.trail import empty_trail, sort_trail
 from sedscale.catalog.validate import ValidationRules, validate_table
 from sedscale.errors import ConfigError
 from sedscale.results import (
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 _AGENT_COUNTERS = ("agent_steps", "llm_calls", "tokens_prompt", "tokens_cached", "tokens_completion")
 #: Columns that are null for every row that is not ``fitted``.
 _NULL_UNLESS_FITTED = ("redshift", "logmstar", "logmstar_err", "logsfr", "logsfr_err", "av", "chi2_red",
-                       "accepted", "n_bands", "fit_seconds", "detected", "fit_config_id")
+                       "accepted", "n_bands", "fit_seconds", "detected", "fit_config_id", "policy")
 #: Columns null wherever their value is NaN (not estimated): percentiles, z_phot.
 _NULL_WHEN_NAN = ("z_phot", "z_phot_err", *(f"{q}_{p}" for q in PERCENTILE_QUANTITIES for p in PERCENTILES))
 #: Detection threshold of the ``detected`` flag: S/N in at least one band.
@@ -172,6 +173,8 @@ class TableOutcome:
     summary: TableSummary
     #: hash → every fit configuration a row's ``fit_config_id`` names (the campaign keeps them)
     configs: dict[str, FitConfig] = field(default_factory=dict)
+    #: one row per agent step of every source that entered the loop (sedscale.agent.trail.TRAIL_SCHEMA)
+    trail: pa.Table = field(default_factory=empty_trail)
 
 
 def make_policy(options: FitOptions, knowledge: KnowledgeBase, *, photoz: bool) -> Policy | None:
@@ -220,6 +223,9 @@ class _GroupFit:
     best_model: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # grid index, -1 none
     config_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # fit configuration hash
     configs: dict[str, FitConfig] = field(default_factory=dict)  # the agent's final ones, by hash
+    #: none | rules | llm per source: what its final fit came from (sedscale.agent.trail.kept_policy)
+    policies: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
+    trail: pa.Table = field(default_factory=empty_trail)  # the agent's steps for these sources
 
     @classmethod
     def from_triage(cls, sources: Photometry, result: FitResult, test: AcceptanceTest, *,
@@ -237,6 +243,7 @@ class _GroupFit:
                          for p, v in by_p.items()},
             best_model=np.asarray(result.best_index, np.int64),
             config_ids=np.full(len(sources), result.config_hash, dtype=object),
+            policies=np.full(len(sources), "none", dtype=object),
         )
 
     @property
@@ -254,6 +261,8 @@ class _GroupFit:
                 self.estimates[name] = (np.asarray(acols[name], float), np.asarray(err, float))
         self.agent_counters = {name: np.asarray(acols[name]) for name in _AGENT_COUNTERS if name in acols}
         self.configs = dict(agent.configs)
+        self.policies = agent.policies()
+        self.trail = agent.trail()
         self._take_agent_model(agent)
         if self.z_phot is not None:
             z, z_err = self.z_phot
@@ -331,6 +340,7 @@ class _ResultRows:
             cols[name][ri] = values
         cols["best_model"][ri] = group.best_model
         cols["fit_config_id"][ri] = group.config_ids
+        cols["policy"][ri] = group.policies
 
     def table(self) -> pa.Table:
         """The rows as a RESULTS_SCHEMA table, with nulls where a value does not apply."""
@@ -407,6 +417,7 @@ def fit_table(
     known = np.isfinite(phot.redshift) & (not options.ignore_redshift)
     groups = [(known, False)] + ([(~known, True)] if options.photoz else [])
     configs = {options.fit_config.hash(): options.fit_config}
+    trails = [empty_trail()]
     for mask, photoz in groups:
         if not mask.any():
             continue
@@ -414,8 +425,9 @@ def fit_table(
                                    photoz=photoz, partition_id=partition_id)
         rows.add_group(group)
         configs.update(group.configs)
+        trails.append(group.trail)
         if learnt is not None:
             delta = KnowledgeBase.merge(delta, learnt)
     results = _with_positions(rows.table(), table, profile)
     summary.count_statuses(rows.status)
-    return TableOutcome(results, delta, summary, configs)
+    return TableOutcome(results, delta, summary, configs, sort_trail(pa.concat_tables(trails)))

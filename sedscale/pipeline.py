@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sedscale.agent import KnowledgeBase
 from sedscale.agent.endpoint import LLMEndpoint
@@ -103,6 +104,7 @@ def process_partition(campaign_dir: str, partition_id: int, run_id: Optional[str
     if len(outcome.knowledge_delta):
         save_knowledge_delta(ctx.paths.knowledge_delta(partition_id), outcome.knowledge_delta)
     save_fit_configs(ctx.paths, outcome.configs)
+    save_trail(ctx.paths.trail(partition_id), outcome.trail)
     timings = {"read_s": t_read - t0, "llm_service_s": t_llm - t_read, "fit_table_s": t_fit - t_llm}
     save_partition_summary(ctx.paths.partition_summary(partition_id), outcome.summary, timings, run_id)
     marker = commit_partition(ctx.paths, partition_id, results, chunk_rows=ctx.meta.chunk_rows,
@@ -186,6 +188,19 @@ def save_knowledge_delta(path: Path, delta: KnowledgeBase) -> Path:
     by :meth:`sedscale.agent.KnowledgeBase.merge`); written before the commit, replaced on a rerun."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, _json_bytes(delta.to_dict()), sync_dir=False)
+    return path
+
+
+def save_trail(path: Path, trail: pa.Table) -> Path:
+    """The agent's steps of one partition (``sedscale.agent.trail.TRAIL_SCHEMA``) as Parquet,
+    written before the commit and replaced on a rerun. Written for every fitted partition, even
+    with no rows (no source entered the loop, or policy ``none``), so ``export --trail`` can tell
+    a partition without agent steps from one committed by a sedscale that kept no trail. Not
+    fsync'ed into its directory: the commit that follows is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sink = pa.BufferOutputStream()
+    pq.write_table(trail, sink)
+    atomic_write(path, sink.getvalue().to_pybytes(), sync_dir=False)
     return path
 
 

@@ -137,7 +137,10 @@ RESULT_DESCRIPTIONS: dict[str, str] = {
        for p, pct in (("p025", 2.5), ("p16", 16.0), ("p50", 50.0), ("p84", 84.0), ("p975", 97.5))},
     "best_model": "index of the best-fitting model in the grid of fit_config_id",
     "fit_config_id": "hash of the fit configuration of the final fit (sedscale.sed.config)",
-    "policy": "the policy whose decisions produced the final fit: none (triage), rules or llm (after fallbacks)",
+    "policy": ("what the final fit came from: none (the triage fit: policy none, triage accepted, not "
+               "eligible, or no agent step improved on it), llm (an LLM decision is among the improving "
+               "steps the kept configuration is made of), rules (all of them were rules, fallbacks "
+               "included); null unless fitted"),
 }
 
 

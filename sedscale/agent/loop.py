@@ -70,6 +70,7 @@ from sedscale.agent.policy import Decision, DecisionRequest, Policy
 from sedscale.agent.seeds import source_seed
 from sedscale.agent.selection import select_sources
 from sedscale.agent.state import NOTE_MAX, Attempt, SourceState, sanitize
+from sedscale.agent.trail import StepRecord, action_json, mark_kept, step_reason
 from sedscale.catalog.photometry import Photometry
 from sedscale.sed.config import FitConfig
 
@@ -100,6 +101,7 @@ class SourceProgress:
         self.stale = 0  # consecutive steps without improvement
         self.seen_patterns: set[str] = set()
         self.decisions: list[DecisionRecord] = []
+        self.steps: list[StepRecord] = []  # one per fit tried (the trail)
         self.last_call_tokens = 0  # tokens of this source's last LLM call (next-call estimate)
         self.acct = SourceAccounting()
 
@@ -108,7 +110,8 @@ class SourceProgress:
         return bool(self.acct.stop_reason)
 
     def result(self) -> AgentResult:
-        return AgentResult(self.best, self.best_config, self.acct, self.history, self.decisions)
+        mark_kept(self.steps)
+        return AgentResult(self.best, self.best_config, self.acct, self.history, self.decisions, self.steps)
 
 
 class AgentRun:
@@ -146,7 +149,7 @@ class AgentRun:
             h = d.config.hash()
             config = self.configs.setdefault(h, d.config)
             answer = await self.runner.fit(s.index, config)
-            if not self._evaluate(s, d, req.state.patterns, h, answer):
+            if not self._evaluate(s, step, d, req.state.patterns, h, answer):
                 return
         s.acct.stop_reason = "max_steps"
 
@@ -226,16 +229,20 @@ class AgentRun:
             return False
         return True
 
-    def _evaluate(self, s: SourceProgress, d: Decision, patterns: tuple[str, ...], h: str,
+    def _evaluate(self, s: SourceProgress, step: int, d: Decision, patterns: tuple[str, ...], h: str,
                   answer: FitAnswer) -> bool:
-        """Book the fit of ``s``'s proposal; False when the source stops."""
+        """Book the fit of ``s``'s proposal (and its trail record); False when the source stops."""
         assert d.action is not None
         acceptance = self.settings.acceptance
         s.tried.add(h)
         s.acct.agent_steps += 1
         s.acct.wall_seconds += answer.seconds
         f = answer.fit
+        record = StepRecord(s.sid, step, d.policy, action_json(d.action), step_reason(d.rule, d.fallback),
+                            float(s.best.chi2_red), d.tokens.prompt, d.tokens.completion, config_id=h)
+        s.steps.append(record)
         if f is None:
+            record.reason = "; ".join(filter(None, [record.reason, f"fit failed: {answer.error}"]))
             s.acct.fallbacks.append(answer.error)
             s.history.append(Attempt(d.action.brief(), float("nan"), False, False))
             s.stale += 1
@@ -246,6 +253,7 @@ class AgentRun:
             gain = (old - f.chi2_red) / old if math.isfinite(old) and old > 0 and math.isfinite(f.chi2_red) else 0.0
             self.delta.record(patterns, d.action.key(), gain, improved, ok)
             s.history.append(Attempt(d.action.brief(), f.chi2_red, ok, improved))
+            record.chi2_after, record.accepted_after, record.improved = float(f.chi2_red), bool(ok), bool(improved)
             if improved:
                 s.best, s.best_config, s.stale = f, self.configs[h], 0
             else:

@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from sedscale.agent.acceptance import AcceptanceTest, FitRows, SourceFit, per_source_extras
 from sedscale.agent.accounting import SourceAccounting, accounting_columns, summarize
 from sedscale.agent.knowledge import KnowledgeBase
 from sedscale.agent.state import Attempt
+from sedscale.agent.trail import StepRecord, kept_policy, trail_table
 from sedscale.sed.config import FitConfig
 
 #: One decision of a source: (step, who decided, action brief, why the LLM's was not used).
@@ -45,6 +47,7 @@ class AgentOutcome:
     history: dict[int, list[Attempt]]  # source_id → attempts (agent sources only)
     decisions: dict[int, list[DecisionRecord]]  # source_id → decisions (agent sources only)
     knowledge_delta: KnowledgeBase  # what this run learnt: merged for later campaigns / epochs
+    steps: dict[int, list[StepRecord]] = field(default_factory=dict)  # source_id → trail records (agent sources)
     overhead: dict[str, int] = field(default_factory=dict)  # LLM warm-up tokens, not per source
     seconds: dict[str, float] = field(default_factory=dict)  # total, llm_wait, refit, overlap (unions); policy, fit (sums)
 
@@ -56,6 +59,16 @@ class AgentOutcome:
                 out[name], out[f"{name}_err"] = self.estimates[name]
         out.update(accounting_columns(self.accounting))
         return out
+
+    def policies(self) -> np.ndarray:
+        """(N,) ``none`` | ``rules`` | ``llm``: what each source's final fit came from
+        (:func:`sedscale.agent.trail.kept_policy`; ``none`` for every source the loop did not take)."""
+        return np.array([kept_policy(self.steps.get(int(sid), [])) for sid in self.source_id], dtype=object)
+
+    def trail(self) -> pa.Table:
+        """One row per agent step of every source that entered the loop (TRAIL_SCHEMA), sorted by
+        (source_id, step)."""
+        return trail_table(r for records in self.steps.values() for r in records)
 
     def summary(self) -> dict[str, object]:
         """Totals for the partition's report. Besides the accounting totals: ``llm_wait_s`` (wall
@@ -89,6 +102,7 @@ class AgentResult:
     accounting: SourceAccounting
     history: list[Attempt]
     decisions: list[DecisionRecord]
+    steps: list[StepRecord] = field(default_factory=list)
 
 
 def _triage_column(triage: FitRows, name: str, n: int, fill: float, dtype: type) -> np.ndarray:
@@ -158,4 +172,5 @@ def assemble_outcome(source_id: np.ndarray, n_bands: int, triage: FitRows, confi
         history={int(ids[i]): list(results[i].history) for i in taken},
         decisions={int(ids[i]): list(results[i].decisions) for i in taken},
         knowledge_delta=knowledge_delta,
+        steps={int(ids[i]): list(results[i].steps) for i in taken},
     )

@@ -9,6 +9,7 @@ server's prefix cache computes it once; the suffix (user message) is the compact
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from sedscale.agent.actions import EDITABLE_PARAMETERS
@@ -42,6 +43,13 @@ def parameter_docs() -> str:
         unit = f" {b.unit}" if b.unit and b.unit not in ("%", "dex") else ""
         cells.append(f"{name} {b.min:g}..{b.max:g}{unit}")
     return "P: " + ", ".join(cells)
+
+
+#: Version of the prompt: sha256 (first 16 hex digits) of the fixed template of the system prefix —
+#: role, action vocabulary, parameter bounds and expert rules, without the per-campaign start
+#: configuration and the per-epoch knowledge digest. Computed, not hand-maintained, so any edit to
+#: the wording changes it (recorded in each campaign's provenance.json).
+PROMPT_VERSION = hashlib.sha256("\n".join([SYSTEM, ACTIONS, parameter_docs(), RULES]).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sedscale.fsutil import fsync_dir
 from sedscale.campaign.manifest import write_campaign_manifest
 from sedscale.campaign.meta import DEFAULT_FAIL_TASK, DEFAULT_TASK, CampaignMeta, CatalogRecord, is_campaign, write_meta
 from sedscale.campaign.paths import CampaignPaths
+from sedscale.campaign.provenance import build_provenance, write_provenance
 from sedscale.campaign.store import create_store
 from sedscale.errors import CampaignError
 
@@ -90,6 +91,7 @@ def create_from_manifest(
             has_duplicate_index=bool(duplicate_index is not None and len(duplicate_index)),
         )
         write_meta(staging, meta)
+        write_provenance(staging, build_provenance(workflow, site))  # once: resume never rewrites it
         fsync_dir(staging.root)
         if final.root.exists():  # an empty folder the user made: replace it
             final.root.rmdir()
