@@ -15,9 +15,15 @@ galaxy's dust luminosity from the energy balance. Components, per unit L_IR,AGN:
   absorbed, re-emitted by dust with equal luminosity per ln T from 100 K to the 1500 K
   sublimation temperature (a flat νL_ν from ~2 to ~30 µm, like mean quasar SEDs).
 
+Two normalisations (``AGNConfig.fraction_at``): ``"dust"`` — ``frac_agn`` of the IR luminosity
+as above, so no AGN at all when the galaxy has no dust luminosity; a rest wavelength λ_ref (Å) —
+``frac_agn`` of the total (AGN + attenuated galaxy, dust emission included) λL_λ at λ_ref, so
+L_IR,AGN = f/(1−f) · L_λ,gal(λ_ref) / L_λ,AGN(λ_ref) per unit L_IR,AGN: a bright disk with no host
+dust (CIGALE skirtor2016's ``lambda_fracAGN``). :func:`at_wavelength` is the one interpolation
+both the grid builder and the per-source models read λ_ref with.
+
 Limits (see docs/PHYSICS.md): one fixed torus geometry/inclination (no type-1/type-2 split, no
-silicate feature), fixed line EWs and no narrow lines, isotropic disk, and no AGN at all when
-the galaxy has no dust luminosity (frac_agn multiplies L_dust, as in CIGALE).
+silicate feature), fixed line EWs and no narrow lines, isotropic disk.
 """
 
 from __future__ import annotations
@@ -97,3 +103,25 @@ def agn_spectrum(av_agn: float) -> tuple[np.ndarray, float]:
     """One AGN spectrum (see :func:`agn_spectra`) and its disk luminosity per unit L_IR,AGN."""
     spec, l_disk = agn_spectra([av_agn])
     return spec[0], float(l_disk[0])
+
+
+def at_wavelength(spec: np.ndarray, wave_aa: float) -> np.ndarray:
+    """``spec`` (…, n_wave) on the model wavelength grid read at ``wave_aa`` (linear between the
+    two pixels around it): the value the wavelength-mode AGN normalisation uses."""
+    j, c = reference_pixels(wave_aa)
+    return np.asarray((1.0 - c) * spec[..., j] + c * spec[..., j + 1])
+
+
+def reference_pixels(wave_aa: float) -> tuple[int, float]:
+    """(j, c): ``wave_aa`` lies between wavelength pixels j and j+1, a share c of the way to j+1."""
+    w = wavegrid.wavelengths()
+    j = int(np.clip(np.searchsorted(w, wave_aa) - 1, 0, w.size - 2))
+    return j, float((wave_aa - w[j]) / (w[j + 1] - w[j]))
+
+
+def wavelength_factors(frac_agn: np.ndarray, av_agn: np.ndarray, wave_aa: float) -> np.ndarray:
+    """L_IR,AGN per unit galaxy L_λ(``wave_aa``) that gives the AGN a share ``frac_agn`` of the
+    total L_λ there: f/(1−f) / L_λ,AGN(``wave_aa``) (per unit L_IR,AGN, polar extinction included)."""
+    f = np.asarray(frac_agn, dtype=np.float64)
+    spec, _ = agn_spectra(av_agn)
+    return f / (1.0 - f) / at_wavelength(spec, wave_aa)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import OrderedDict
 from functools import lru_cache
 from typing import Any, Sequence
@@ -28,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sedscale.sed import cosmology, wavegrid
-from sedscale.sed.agn import agn_spectrum
+from sedscale.sed.agn import agn_spectrum, reference_pixels, wavelength_factors
 from sedscale.sed.attenuation import attenuation_shape
 from sedscale.sed.config import FitConfig
 from sedscale.sed.dust_emission import dust_emission_spectrum
@@ -154,6 +155,24 @@ def _young_nebular(ky: int) -> np.ndarray:
     return np.ascontiguousarray(neb[:, :, :ky]).reshape(neb.shape[0] * neb.shape[1], -1)
 
 
+def _galaxy_at(ref_aa: float, spec: np.ndarray, spec_young: np.ndarray, neb: np.ndarray,
+               w_old: np.ndarray, w_young: np.ndarray, t_old: np.ndarray, t_young: np.ndarray,
+               l_abs: np.ndarray, dust_spec: np.ndarray) -> np.ndarray:
+    """(nZ, S, nU, nA, nD) rest L_λ at ``ref_aa`` per M☉ formed of every galaxy model (attenuated
+    stars + nebular + dust emission): what a wavelength-mode AGN's share is defined against.
+    Computed at the two pixels around ``ref_aa`` and interpolated, as :func:`at_wavelength` reads
+    a full spectrum."""
+    j0, c = reference_pixels(ref_aa)
+    out = 0.0
+    for j, weight in ((j0, 1.0 - c), (j0 + 1, c)):
+        old = np.einsum("sk,ik->is", w_old, spec[:, :, j])[:, :, None] * t_old[None, None, :, j]
+        young = np.einsum("sk,ik->is", w_young, spec_young[:, :, j])[:, :, None] * t_young[None, None, :, j]
+        nebular = np.einsum("sk,iuk->isu", w_young, neb[:, :, :, j])[..., None] * t_young[None, None, None, :, j]
+        stellar = (old + young)[:, :, None, :] + nebular  # (nZ, S, nU, nA)
+        out = out + weight * (stellar[..., None] + l_abs[..., None] * dust_spec[None, None, None, None, :, j])
+    return np.asarray(out)
+
+
 def _absorbed(spec: np.ndarray, trans: np.ndarray) -> np.ndarray:
     """Luminosity removed by each transmission curve: (A, ...) = Σ_λ spec (1 − T_a) dλ (a GEMM)."""
     lead = spec.shape[:-1]
@@ -171,7 +190,7 @@ _PREPARED_NAMES = (
     "wave", "dw", "axes", "ssp", "spec", "surviving", "living", "sfh", "w_all", "ky", "w_young",
     "w_old", "spec_young", "neb", "n_z", "n_s", "n_u", "combos", "n_a", "t_old", "t_young", "l_abs",
     "dust_on", "dust_params", "dust_spec", "agn_on", "agn_params", "agn_spec", "agn_fac", "n_d",
-    "n_g",
+    "n_g", "agn_gal",
 )
 
 
@@ -253,6 +272,11 @@ def _prepare(config: FitConfig) -> dict[str, Any]:
     agn_spec = np.stack([agn_specs[av] for _, av in agn_params])  # (nG, L) per unit L_IR,AGN
     agn_fac = np.array([f / (1.0 - f) for f, _ in agn_params])  # L_IR,AGN / L_dust
     n_d, n_g = len(dust_params), len(agn_params)
+    agn_gal = None  # wavelength mode: the galaxy's L_λ(λ_ref) the AGN scales with, (nZ,S,nU,nA,nD)
+    if agn_on and config.agn.reference_aa is not None:
+        ref = config.agn.reference_aa
+        agn_fac = wavelength_factors(np.array([p[0] for p in agn_params]), np.array([p[1] for p in agn_params]), ref)
+        agn_gal = _galaxy_at(ref, spec, spec_young, neb, w_old, w_young, t_old, t_young, l_abs, dust_spec)
 
     # the per-node GEMMs read float32 (half the bytes, no per-node conversion); the float64
     # spectra were only needed for the absorbed luminosities above
@@ -269,15 +293,38 @@ def _prepare(config: FitConfig) -> dict[str, Any]:
     return out
 
 
+_BUILD_LOCK = threading.Lock()
+_BUILD_SECONDS = [0.0]
+
+
+def grid_build_seconds() -> float:
+    """Seconds this process has spent building model grids (:func:`build_arrays`): a one-off per
+    configuration wherever the grid cache keeps the result, so the report shows it apart from the
+    per-source cost."""
+    with _BUILD_LOCK:
+        return _BUILD_SECONDS[0]
+
+
 def build_arrays(config: FitConfig, filters: Sequence[str], redshifts: npt.ArrayLike) -> dict[str, Any]:
-    """Fluxes (Z, M, B), validity (Z, M) and per-model quantities of ``config`` at ``redshifts``."""
+    """Fluxes (Z, M, B), validity (Z, M) and per-model quantities of ``config`` at ``redshifts``
+    (the time it takes is added to :func:`grid_build_seconds`)."""
+    t0 = time.perf_counter()
+    try:
+        return _build_arrays(config, filters, redshifts)
+    finally:
+        with _BUILD_LOCK:
+            _BUILD_SECONDS[0] += time.perf_counter() - t0
+
+
+def _build_arrays(config: FitConfig, filters: Sequence[str], redshifts: npt.ArrayLike) -> dict[str, Any]:
+    """:func:`build_arrays`, untimed."""
     filters = tuple(filters)
     zs = np.asarray(redshifts, dtype=np.float64).reshape(-1)
     prep = _prepare(config)
     (
         wave, dw, axes, ssp, spec, surviving, living, sfh, w_all, ky, w_young, w_old, spec_young,
         neb, n_z, n_s, n_u, combos, n_a, t_old, t_young, l_abs, dust_on, dust_params, dust_spec,
-        agn_on, agn_params, agn_spec, agn_fac, n_d, n_g,
+        agn_on, agn_params, agn_spec, agn_fac, n_d, n_g, agn_gal,
     ) = (prep[k] for k in _PREPARED_NAMES)
 
     # --- per redshift node --------------------------------------------------------------------
@@ -299,10 +346,14 @@ def build_arrays(config: FitConfig, filters: Sequence[str], redshifts: npt.Array
         stars = np.einsum("sk,aikb->isab", w_old, b_old, optimize=True) + np.einsum("sk,aikb->isab", w_young, b_young, optimize=True)
         total = stars[:, :, None] + np.einsum("sk,aiukb->isuab", w_young, b_neb, optimize=True)  # (nZ,S,nU,nA,B)
         reemit = dust_spec[:, lo:hi] @ resp  # (nD, B) per L☉
-        agn_b = agn_fac[:, None] * (agn_spec[:, lo:hi] @ resp)  # (nG, B) per L☉ of L_dust
-        full = total[:, :, :, :, None, None, :] + l_abs[..., None, None, None] * (
-            reemit[None, None, None, None, :, None, :] + agn_b[None, None, None, None, None, :, :]
-        )
+        agn_b = agn_fac[:, None] * (agn_spec[:, lo:hi] @ resp)  # (nG, B) per L☉ of L_dust (or of L_λ,gal(λ_ref))
+        if agn_gal is None:
+            full = total[:, :, :, :, None, None, :] + l_abs[..., None, None, None] * (
+                reemit[None, None, None, None, :, None, :] + agn_b[None, None, None, None, None, :, :]
+            )
+        else:
+            full = (total[:, :, :, :, None, None, :] + l_abs[..., None, None, None] * reemit[None, None, None, None, :, None, :]
+                    + agn_gal[..., None, None] * agn_b[None, None, None, None, None, :, :])
         flux[iz] = full.reshape(n_models, n_b)
 
     # --- per-model quantities -------------------------------------------------------------------
@@ -342,7 +393,8 @@ def build_arrays(config: FitConfig, filters: Sequence[str], redshifts: npt.Array
         "sfr10": spread(sfh.sfr10, 1),
         "sfr100": spread(sfh.sfr100, 1),
         "ldust": ldust,
-        "lagn_ir": ldust * spread(agn_fac, 5),
+        "lagn_ir": (ldust if agn_gal is None else np.broadcast_to(agn_gal[..., None], shape).reshape(-1))
+        * spread(agn_fac, 5),
     }
 
     age_universe = cosmology.age_gyr(zs, config.cosmology)  # (Z,)

@@ -59,7 +59,7 @@ PARAMETER_BOUNDS: dict[str, Bound] = {
     "dust_emission.umin": Bound(0.1, 20.0, "", "Draine & Li minimum radiation-field intensity U_min"),
     "dust_emission.qpah": Bound(0.1, 4.58, "%", "Draine & Li PAH mass fraction q_PAH"),
     "dust_emission.gamma": Bound(0.0, 1.0, "", "Draine & Li fraction of dust heated by U_min<U<U_max"),
-    "agn.frac_agn": Bound(0.0, 0.99, "", "AGN share of the total (AGN torus + galaxy dust) IR luminosity"),
+    "agn.frac_agn": Bound(0.0, 0.99, "", "AGN share of the total IR luminosity (agn.fraction_at dust), or of the total rest-frame lambda L_lambda at agn.fraction_at Angstrom"),
     "agn.av_agn": Bound(0.0, 10.0, "mag", "V-band extinction (SMC law) of the AGN accretion disk"),
     "redshift.z_min": Bound(0.0, 15.0, "", "lowest redshift of the photo-z grid"),
     "redshift.z_max": Bound(0.01, 15.0, "", "highest redshift of the photo-z grid"),
@@ -165,13 +165,44 @@ class DustEmissionConfig(_Section):
     gamma: list[float] = Field(default_factory=lambda: [0.01])
 
 
+#: Rest wavelengths (Å) ``agn.fraction_at`` may name: where the host's attenuated light is
+#: defined and not vanishing (rest UV to near-IR).
+AGN_REFERENCE_AA = (1000.0, 30000.0)
+#: ``agn.fraction_at`` of the wavelength mode the agent switches on (CIGALE's lambda_fracAGN
+#: is often set in the optical; 5100 Å is the usual quasar continuum reference).
+AGN_DEFAULT_REFERENCE_AA = 5100.0
+
+
 class AGNConfig(_Section):
-    """Accretion disk + hot-dust torus; see docs/PHYSICS.md for the model and its limits."""
+    """Accretion disk + hot-dust torus; see docs/PHYSICS.md for the model and its limits.
+
+    ``fraction_at`` says what ``frac_agn`` is a share of: ``"dust"`` (the default, CIGALE's
+    original definition) — of the total IR luminosity, so the AGN scales with the host's dust
+    luminosity and needs host dust to exist; a rest wavelength in Å (e.g. 5100) — of the total
+    (AGN + attenuated galaxy) λL_λ at that wavelength, so a bright disk needs no host dust
+    (CIGALE skirtor2016's ``lambda_fracAGN``).
+    """
 
     _section = "agn"
     enabled: bool = False
     frac_agn: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.3, 0.5])
     av_agn: list[float] = Field(default_factory=lambda: [0.0])
+    fraction_at: Literal["dust"] | float = "dust"
+
+    @field_validator("fraction_at")
+    @classmethod
+    def _reference(cls, value: str | float) -> str | float:
+        if value == "dust":
+            return value
+        lo, hi = AGN_REFERENCE_AA
+        if not lo <= float(value) <= hi:
+            raise ValueError(f"agn.fraction_at: {value} Å outside [{lo:g}, {hi:g}] (or \"dust\")")
+        return float(value)
+
+    @property
+    def reference_aa(self) -> float | None:
+        """The rest wavelength ``frac_agn`` is defined at; None in the IR-luminosity mode."""
+        return None if self.fraction_at == "dust" else float(self.fraction_at)
 
 
 class IGMConfig(_Section):
@@ -239,7 +270,10 @@ class FitConfig(BaseModel):
     # --- identity -------------------------------------------------------------------------
     def canonical_json(self) -> str:
         """The config as canonical JSON (sorted keys, floats), the input of :meth:`hash`."""
-        payload = {"schema": SCHEMA_VERSION, "config": self.model_dump(mode="json")}
+        config = self.model_dump(mode="json")
+        if config["agn"]["fraction_at"] == "dust":  # the default: hashes from before the field stay
+            del config["agn"]["fraction_at"]
+        payload = {"schema": SCHEMA_VERSION, "config": config}
         return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
     def hash(self) -> str:

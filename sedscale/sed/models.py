@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from sedscale.sed import wavegrid
-from sedscale.sed.agn import agn_spectra
+from sedscale.sed.agn import agn_spectra, at_wavelength, wavelength_factors
 from sedscale.sed.attenuation import attenuation_shape
 from sedscale.sed.builder import LYMAN_LIMIT_AA, response_matrix
 from sedscale.sed.dust_emission import dust_emission_spectrum
@@ -41,6 +41,7 @@ class SourceParams:
     frac_agn: np.ndarray | None = None
     av_agn: np.ndarray | None = None
     law: str = "calzetti"
+    agn_fraction_at: float | None = None  # rest Å frac_agn is a share of λL_λ at; None: of L_IR
     dust_emission: tuple[float, float, float] = (1.0, 2.5, 0.01)  # umin, qpah, gamma
 
     def take(self, idx: np.ndarray) -> SourceParams:
@@ -104,7 +105,11 @@ def rest_frame_spectra(p: SourceParams) -> tuple[np.ndarray, dict[str, np.ndarra
     spec = seen + ldust[:, None] * dust_emission_spectrum(*p.dust_emission)[None, :]
 
     frac = p.filled("frac_agn", 0.0)
-    lagn = ldust * frac / (1.0 - frac)
+    if p.agn_fraction_at is None:
+        lagn = ldust * frac / (1.0 - frac)
+    else:
+        ref = p.agn_fraction_at
+        lagn = at_wavelength(spec, ref) * wavelength_factors(frac, p.filled("av_agn", 0.0), ref)
     if np.any(lagn > 0):
         spec += lagn[:, None] * agn_spectra(p.filled("av_agn", 0.0))[0]
 
