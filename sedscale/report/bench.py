@@ -25,6 +25,9 @@ from typing import Any, Callable, Optional
 
 QUICK = ("plan", "fit", "campaign")
 ALL = ("plan", "fit", "campaign", "serve", "agent")
+#: Not a script of ``benchmarks/``: ``sedscale bench agent-quality --catalog FILE`` runs
+#: :mod:`sedscale.report.agent_quality` in process, with options of its own.
+AGENT_QUALITY = "agent-quality"
 
 
 @dataclass
