@@ -1,10 +1,14 @@
 """A tiny random-weight Llama that the CPU build of vLLM can serve in tests and on laptops.
 
 No GPU, no download: the model is built here, deterministically, from a ``transformers``
-``LlamaConfig`` (hidden 128, 2 layers, 2 heads, intermediate 256, 4,096 positions, bf16 — under
+``LlamaConfig`` (hidden 128, 2 layers, 2 heads, intermediate 256, 8,192 positions, bf16 — under
 2 MB) and a byte-level BPE tokenizer trained offline with ``tokenizers`` on text embedded in this
-module, saved with Llama-3 special tokens and a Llama-3-style chat template (AstroSage-8B's format,
-so prompts built for the real model go through the same template path).
+module, saved with Llama-3 special tokens and the Llama-3.1 chat template (AstroSage-8B is
+Llama-3.1-8B based), so the tests send prompts through the same template path as the real model:
+vLLM renders the chat messages with the template in the model's own ``tokenizer_config.json``.
+
+8,192 positions, like the context sedscale's recipes serve AstroSage-8B with
+(``--max-model-len 8192``), so the README's laptop line runs unchanged on this model.
 
 A random model writes random tokens — which is the point: every reply path (structured output,
 validation, fallback) must survive it. With ``--structured-outputs-config`` and a bounded JSON
@@ -22,9 +26,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 #: Bump when anything below changes the bytes written; old caches are then ignored, not reused.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"  # 2: Llama-3.1 chat template, 8,192 positions
 
 #: The name tests serve the tiny model under (``--served-model-name``).
 TINY_MODEL_NAME = "sedscale-tiny-llama"
@@ -36,13 +41,34 @@ START_HEADER = "<|start_header_id|>"
 END_HEADER = "<|end_header_id|>"
 SPECIAL_TOKENS = [BOS, EOS, START_HEADER, END_HEADER, EOT]
 
-#: Llama-3 chat format (system/user/assistant headers, ``<|eot_id|>`` after each turn).
+#: Context length of the tiny model (positions, tokenizer ``model_max_length``).
+MAX_POSITIONS = 8192
+
+#: What Llama 3.1's template writes at the top of every system turn (its knowledge cut-off and
+#: the template's default date), before the system message's own content.
+LLAMA31_SYSTEM_PREAMBLE = "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
+
+#: Llama-3.1 chat format, as Meta's template renders a conversation without tools: BOS; a system
+#: turn always (the preamble, then the first message's content if it is a system message,
+#: trimmed); every other turn as ``<|start_header_id|>role<|end_header_id|>\n\n content
+#: <|eot_id|>``; the assistant header as the generation prompt. ``date_string`` overrides the
+#: date as in Meta's template. The tool-calling branches are left out: the LLM policy sends none.
 CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+    "{{- bos_token }}"
+    "{%- if not date_string is defined %}{%- set date_string = '26 Jul 2024' %}{%- endif %}"
+    "{%- if messages[0]['role'] == 'system' %}"
+    "{%- set system_message = messages[0]['content'] | trim %}"
+    "{%- set messages = messages[1:] %}"
+    "{%- else %}{%- set system_message = '' %}{%- endif %}"
+    "{{- '<|start_header_id|>system<|end_header_id|>\n\n' }}"
+    "{{- 'Cutting Knowledge Date: December 2023\n' }}"
+    "{{- 'Today Date: ' + date_string + '\n\n' }}"
+    "{{- system_message }}"
+    "{{- '<|eot_id|>' }}"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}"
 )
 
 _VOCAB_SIZE = 1024
@@ -60,6 +86,15 @@ Stellar mass, star formation rate, age, dust attenuation, metallicity, AGN fract
 The quick brown fox jumps over the lazy dog. 0123456789 +-*/=<>()[]{}:;,.'"!?_@#$%^&|~`
 Beautiful is better than ugly. Explicit is better than implicit. Simple is better than complex.
 """
+
+
+def chat_token_ids(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> list[int]:
+    """The token ids ``tokenizer``'s own chat template makes of ``messages`` with the generation
+    prompt: what vLLM's chat endpoint feeds the model, so ``len()`` of it is the request's
+    ``usage.prompt_tokens``. (transformers 5 returns a ``BatchEncoding``, 4 a plain list.)"""
+    out = tokenizer.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=True)
+    ids = out["input_ids"] if isinstance(out, Mapping) else out
+    return [int(i) for i in ids]
 
 
 def default_cache_dir() -> Path:
@@ -129,7 +164,7 @@ def _write_tokenizer(out: Path) -> None:
         single=f"{BOS}:0 $A:0", pair=f"{BOS}:0 $A:0 {BOS}:1 $B:1", special_tokens=[(BOS, bos_id)]
     )
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=BOS, eos_token=EOT, pad_token=EOS, model_max_length=4096
+        tokenizer_object=tok, bos_token=BOS, eos_token=EOT, pad_token=EOS, model_max_length=MAX_POSITIONS
     )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(str(out))
@@ -149,7 +184,7 @@ def _write_model(out: Path) -> None:
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=2,
-        max_position_embeddings=4096,
+        max_position_embeddings=MAX_POSITIONS,
         bos_token_id=tok.convert_tokens_to_ids(BOS),
         eos_token_id=[eot_id, eos_id],
         pad_token_id=eos_id,
