@@ -3,7 +3,12 @@
 Applied to the triage fit (every source) and after every agent step. A fit passes when its reduced
 χ² is at most ``chi2_red_max`` with at least ``min_dof`` degrees of freedom, no band's residual
 exceeds ``max_abs_residual`` σ, and at least ``min_good_models`` models lie within Δχ² of the
-best (the fitter's ``n_good_models``). Only the acceptance test sets a source's ``accepted`` flag:
+best (the fitter's ``n_good_models``), and — ``edge_check`` — no estimate of an :data:`EDGE_PARAMS`
+grid parameter lies in the top cell of its value list while its physical bound
+(:data:`~sedscale.sed.config.PARAMETER_BOUNDS`) reaches higher (reason ``edge:<name>``): a
+posterior piled against the grid's end means the grid, not the source, set the answer (issue 17:
+dusty sources with true A_V > 3 fitted at the default ceiling of 3 with χ² ≈ 0.7 and A_V a
+magnitude too low). Only the acceptance test sets a source's ``accepted`` flag:
 a policy's ``accept`` action ends its search but never marks it accepted.
 
 Fits are ordered by :meth:`AcceptanceTest.better`: accepted beats not accepted, then lower reduced
@@ -20,6 +25,35 @@ from typing import Protocol
 import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from sedscale.sed.config import PARAMETER_BOUNDS
+
+#: Grid parameters whose value list the agent can widen upward (estimate name → config key).
+EDGE_PARAMS: dict[str, str] = {"av": "dust_attenuation.av", "frac_agn": "agn.frac_agn",
+                               "av_agn": "agn.av_agn", "logu": "nebular.logu"}
+
+
+def edge_threshold(name: str, values: list[float]) -> float | None:
+    """The estimate of ``name`` at or above which it sits in the top cell of ``values`` (the
+    midpoint of the two largest), or None when the axis cannot be at an edge: a single value
+    (the fit explored nothing), or its largest value already at the physical maximum."""
+    if name not in EDGE_PARAMS or len(values) < 2:
+        return None
+    top = sorted(values)[-2:]
+    if top[1] >= PARAMETER_BOUNDS[EDGE_PARAMS[name]].max:
+        return None
+    return 0.5 * (top[0] + top[1])
+
+
+def edge_params(axes: dict[str, list[float]], estimates: dict[str, tuple[float, float]]) -> list[str]:
+    """The :data:`EDGE_PARAMS` whose estimate lies in the top cell of its grid axis (sorted)."""
+    out = []
+    for name in sorted(EDGE_PARAMS):
+        limit = edge_threshold(name, axes.get(name, []))
+        est = estimates.get(name)
+        if limit is not None and est is not None and math.isfinite(est[0]) and est[0] >= limit:
+            out.append(name)
+    return out
+
 
 @dataclass(frozen=True)
 class SourceFit:
@@ -35,6 +69,8 @@ class SourceFit:
     #: photo-z outputs (z_best, z_mean, ...), ``best_model`` (grid index) and the posterior
     #: percentiles ``<q>_<p>`` where the fit reports them (:func:`per_source_extras`)
     extra: dict[str, float] = field(default_factory=dict)
+    #: :data:`EDGE_PARAMS` whose estimate sits in the top cell of the fit's grid axis (:func:`edge_params`)
+    edges: tuple[str, ...] = ()
 
     @property
     def max_abs_residual(self) -> float:
@@ -93,8 +129,10 @@ def source_fits(result: FitRows, indices: np.ndarray | None = None) -> list[Sour
     best_flux = _arr(result, "best_flux")
     estimates = getattr(result, "estimates", {}) or {}
     extras = per_source_extras(result)
+    axes: dict[str, list[float]] = getattr(result, "axes", None) or {}
     out = []
     for i in (range(n) if indices is None else (int(j) for j in indices)):
+        est = {k: (float(m[i]), float(s[i])) for k, (m, s) in estimates.items()}
         out.append(
             SourceFit(
                 chi2_red=float(chi2_red[i]),
@@ -103,8 +141,9 @@ def source_fits(result: FitRows, indices: np.ndarray | None = None) -> list[Sour
                 n_good=int(n_good[i]) if n_good is not None else 1,
                 residual=resid[i].copy(),
                 best_flux=(best_flux[i].copy() if best_flux is not None else np.full(resid.shape[1], np.nan)),
-                estimates={k: (float(m[i]), float(s[i])) for k, (m, s) in estimates.items()},
+                estimates=est,
                 extra={k: float(v[i]) for k, v in extras.items()},
+                edges=tuple(edge_params(axes, est)) if axes else (),
             )
         )
     return out
@@ -121,6 +160,8 @@ class AcceptanceTest(BaseModel):
                                     validation_alias=AliasChoices("max_abs_residual", "band_sigma_max"))
     min_good_models: int = Field(default=1, ge=1, description="Models within Δχ² of the best (fitter's n_good_models).")
     min_gain: float = Field(default=0.05, ge=0, lt=1, description="Relative χ²_red drop that counts as an improvement.")
+    edge_check: bool = Field(default=True, description="Reject a fit whose A_V / frac_agn / av_agn / logU estimate "
+                             "lies in the top cell of its grid axis while the physical bound is higher (reason edge:<name>).")
 
     def failures(self, fit: SourceFit) -> list[str]:
         """Reason codes why ``fit`` fails (empty when it passes)."""
@@ -135,6 +176,8 @@ class AcceptanceTest(BaseModel):
             reasons.append("residual")
         if fit.n_good < self.min_good_models:
             reasons.append("few_good_models")
+        if self.edge_check:
+            reasons.extend(f"edge:{name}" for name in fit.edges)
         return reasons
 
     def passes(self, fit: SourceFit) -> bool:
@@ -171,8 +214,14 @@ class AcceptanceTest(BaseModel):
             masks["chi2_red"] = finite & (chi2 > self.chi2_red_max)
             masks["residual"] = finite & (worst > self.max_abs_residual)
             masks["few_good_models"] = finite & (n_good < self.min_good_models)
+            if self.edge_check:
+                masks.update(_edge_masks(result, finite))
         masks["any"] = np.sum(np.stack([m.astype(np.int64) for m in masks.values()]), axis=0)
         return masks
+
+    def edge_reasons(self, result: FitRows) -> dict[str, np.ndarray]:
+        """``edge:<name>`` → boolean mask of the sources the edge check rejects (all sources at once)."""
+        return _edge_masks(result, np.isfinite(np.asarray(result.chi2_red, dtype=np.float64))) if self.edge_check else {}
 
     def agent_can_help(self, fit: SourceFit) -> bool:
         """False for sources no configuration change can fix (no fit at all, too few bands)."""
@@ -190,3 +239,19 @@ class AcceptanceTest(BaseModel):
         if not math.isfinite(b.chi2_red):
             return True
         return a.chi2_red < b.chi2_red * (1.0 - self.min_gain)
+
+
+def _edge_masks(result: FitRows, finite: np.ndarray) -> dict[str, np.ndarray]:
+    """``edge:<name>`` → mask of the fitted sources whose estimate lies at the top of the axis
+    (the array form of :func:`edge_params`; a result without ``axes`` has no edges)."""
+    axes: dict[str, list[float]] = getattr(result, "axes", None) or {}
+    estimates = getattr(result, "estimates", {}) or {}
+    out = {}
+    for name in sorted(EDGE_PARAMS):
+        limit = edge_threshold(name, axes.get(name, []))
+        if limit is None or name not in estimates:
+            continue
+        mean = np.asarray(estimates[name][0], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            out[f"edge:{name}"] = finite & np.isfinite(mean) & (mean >= limit)
+    return out

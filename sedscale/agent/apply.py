@@ -32,7 +32,7 @@ from sedscale.agent.actions import (
     Shift,
     Widen,
 )
-from sedscale.sed.config import PARAMETER_BOUNDS, FitConfig
+from sedscale.sed.config import AGN_DEFAULT_REFERENCE_AA, PARAMETER_BOUNDS, FitConfig
 
 #: ``param`` → ("log", factor) or ("lin", step) used by widen and shift.
 STEPS: dict[str, tuple[str, float]] = {
@@ -62,6 +62,11 @@ MODIFIED_STARBURST_DELTA = [-0.5, -0.25, 0.0]
 #: reddened-AGN source ("little red dot") needs two more edits that each help only together.
 AGN_ON_FRACTIONS = [0.0, 0.2, 0.5, 0.8, 0.95]
 AGN_ON_AV = [0.0, 2.0]
+#: Switching the AGN on defines frac_agn at this rest wavelength (``agn.fraction_at``), not as a
+#: share of the IR luminosity: in the IR mode a bright disk exists only beside heavy host dust,
+#: which inflates the host (issue 17: the AGN class's log M* error +0.37 → +0.83 dex, A_V +1.6).
+#: A configuration that has the AGN on already keeps its mode.
+AGN_ON_REFERENCE_AA = AGN_DEFAULT_REFERENCE_AA
 MAX_LIST = 12  # a value list may not grow beyond this many entries
 
 
@@ -218,6 +223,7 @@ def _edit_module(config: FitConfig, data: dict[str, Any], action: Enable | Disab
     data[action.module]["enabled"] = want
     if action.module == "agn" and want:
         _open_agn_axes(config, data, limits)
+        data["agn"]["fraction_at"] = AGN_ON_REFERENCE_AA
 
 
 def _edit_dust_law(config: FitConfig, data: dict[str, Any], action: DustLaw) -> None:
@@ -304,7 +310,8 @@ def describe_config(cfg: FitConfig) -> str:
     da = cfg.dust_attenuation
     parts.append(f"dust={da.law if da.enabled else 'off'}")
     parts.append("neb=" + ("on" if cfg.nebular.enabled else "off"))
-    parts.append("agn=" + ("on" if cfg.agn.enabled else "off"))
+    parts.append("agn=" + (("on" if cfg.agn.reference_aa is None else f"on@{cfg.agn.reference_aa:g}A")
+                           if cfg.agn.enabled else "off"))
     parts.append("dustem=" + ("on" if cfg.dust_emission.enabled else "off"))
     for axis, values in cfg.axes().items():
         if len(values) > 1 or axis in ("av", "frac_agn", "logu"):
@@ -316,3 +323,61 @@ def _range(values: list[float]) -> str:
     if len(values) <= 3:
         return ",".join(f"{v:g}" for v in values)
     return f"{min(values):g}..{max(values):g}/{len(values)}"
+
+
+# ------------------------------------------------------------------------------------------------
+# the action space, enumerated (the exhaustive grid-search baseline of ``bench agent-quality``)
+# ------------------------------------------------------------------------------------------------
+
+#: The widest value lists the actions reach in one or two edits (``set`` takes at most
+#: :data:`~sedscale.agent.actions.MAX_VALUES` values; ``widen`` grows a list up to ``max_list``).
+ACTION_SPACE_AV = [0.0, 0.15, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0]
+ACTION_SPACE_LOGU = ([-3.0, -2.5, -2.0, -1.5, -1.0], [-3.0, -2.0, -1.0], [-3.0, -1.5], [-3.0])
+AGN_MODES: tuple[str, ...] = ("off", "dust", "wavelength")
+
+
+def action_space_configs(base: FitConfig, limits: ApplyLimits = ApplyLimits()) -> list[FitConfig]:
+    """Every configuration family the agent can reach from ``base`` within ``limits``, each at the
+    widest value lists that keep it within ``limits.max_models``: every SFH family (the burst with
+    :data:`BURST_FRACTIONS` × :data:`BURST_AGES`), every attenuation law (the modified starburst
+    with its slopes), the AGN off / on in the IR mode / on in the wavelength mode (its axes
+    opened to :data:`AGN_ON_FRACTIONS` × :data:`AGN_ON_AV`), A_V up to 6 mag
+    (:data:`ACTION_SPACE_AV`) and nebular log U from −3 to −1 (coarsened first when a family
+    would exceed the limit). A family that no list choice brings within the limit is left out
+    (the agent cannot reach it either: ``grid_too_large``). Deterministic order, no duplicates.
+
+    Their union is the grid-search baseline of the agent-quality benchmark: the models any
+    rules/LLM run could have tried, all at once."""
+    out: dict[str, FitConfig] = {}
+    for family in ("delayed", "exponential", "constant", "delayed_burst"):
+        for law in ("calzetti", "smc", "modified_starburst"):
+            for agn in AGN_MODES:
+                cfg = _widest_within(base, family, law, agn, limits)
+                if cfg is not None:
+                    out.setdefault(cfg.hash(), cfg)
+    return list(out.values())
+
+
+def _widest_within(base: FitConfig, family: str, law: str, agn: str, limits: ApplyLimits) -> FitConfig | None:
+    """One action-space family (see :func:`action_space_configs`) with the widest lists that fit."""
+    data = base.model_dump(mode="python")
+    sfh, da = data["sfh"], data["dust_attenuation"]
+    sfh["family"] = family
+    if family == "delayed_burst":
+        sfh["burst_fraction"], sfh["burst_age"] = list(BURST_FRACTIONS), list(BURST_AGES)
+    da["enabled"], da["law"] = True, law
+    da["delta"], da["bump"] = (list(MODIFIED_STARBURST_DELTA) if law == "modified_starburst" else [0.0]), [0.0]
+    da["av"] = sorted(set(ACTION_SPACE_AV) | set(da["av"]))[: limits.max_list]
+    data["nebular"]["enabled"] = True
+    data["agn"]["enabled"] = agn != "off"
+    data["agn"]["fraction_at"] = AGN_ON_REFERENCE_AA if agn == "wavelength" else "dust"
+    agn_lists = [(list(AGN_ON_FRACTIONS), list(AGN_ON_AV)), (list(AGN_ON_FRACTIONS), [0.0]),
+                 ([0.0, 0.1, 0.3, 0.5], [0.0])] if agn != "off" else [(data["agn"]["frac_agn"], data["agn"]["av_agn"])]
+    for fracs, avs in agn_lists:
+        for logu in ACTION_SPACE_LOGU:
+            data["agn"]["frac_agn"], data["agn"]["av_agn"] = fracs, avs
+            data["nebular"]["logu"] = list(logu)
+            cfg = FitConfig.model_validate(data)
+            if cfg.n_models <= limits.max_models:
+                return cfg
+    return None

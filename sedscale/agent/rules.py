@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
+from sedscale.agent.acceptance import EDGE_PARAMS
 from sedscale.agent.actions import Action, ActionError, validate_action
 from sedscale.agent.knowledge import KnowledgeBase
 from sedscale.agent.policy import Decision, DecisionRequest, Policy
@@ -107,11 +108,14 @@ RULES["agn_unobscured"] = [
     _a(op="set", param="agn.av_agn", values=AGN_AV),
     _a(op="set", param="agn.av_agn", values=AGN_AV_COARSE),
 ]
-#: "<field>_edge": the estimate of a grid parameter sits at the top of its value list → widen up.
-EDGE_PARAMS = {"av": "dust_attenuation.av", "frac_agn": "agn.frac_agn", "av_agn": "agn.av_agn",
-               "logu": "nebular.logu"}
+#: "<field>_edge": the estimate of a grid parameter sits in the top cell of its value list (the
+#: acceptance test's ``edge:<field>``) → widen up. A_V first jumps to :data:`AV_DUSTY` — fine steps
+#: up to 6 mag in one edit (the hard mocks' dusty sources reach ~5 mag; one ``widen`` adds 1 mag
+#: per step and a step budget runs out first), as Mephisto widens a range that clips the posterior.
+AV_DUSTY = [1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0]
 for _f, _p in EDGE_PARAMS.items():
     RULES[f"{_f}_edge"] = [_a(op="widen", param=_p, side="up")]
+RULES["av_edge"].insert(0, _a(op="set", param="dust_attenuation.av", values=AV_DUSTY))
 PATTERN_ORDER = tuple(f"{f}_edge" for f in EDGE_PARAMS) + ("v_shape", "line_excess", "ir_under", "uv_over", "old_blue", "uv_under", "generic")
 
 

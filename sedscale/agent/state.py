@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sedscale.agent.acceptance import SourceFit
+from sedscale.agent.acceptance import EDGE_PARAMS, SourceFit, edge_params
 
 #: Rest-frame wavelengths (Å) of the strong lines the ``line_excess`` pattern looks for.
 LINES_AA = {"Ha": 6563.0, "OIII": 5007.0, "Hb": 4861.0, "OII": 3727.0}
 UV_MAX_AA = 4000.0  # rest UV / blue
-EDGE_FIELDS = ("av", "frac_agn", "av_agn", "logu")
+EDGE_FIELDS = tuple(EDGE_PARAMS)  # the grid parameters an ``<field>_edge`` pattern may name
 IR_MIN_AA = 7000.0  # rest red / near-IR: where hot AGN dust starts to show
 BAND_LABEL_MAX = 16
 NOTE_MAX = 60
@@ -132,7 +132,8 @@ def detect_patterns(state: SourceState, thr: float = 2.0) -> tuple[str, ...]:
       residuals high at both ends, low between);
     * ``old_blue`` — ``uv_under`` while the fit's mass-weighted age is above 1 Gyr;
     * ``<field>_edge`` — the estimate of ``av``, ``frac_agn``, ``av_agn`` or ``logu`` lies in the top
-      10% of its grid axis: the grid likely ends too early.
+      cell of its grid axis below the physical bound (:func:`~sedscale.agent.acceptance.edge_params`,
+      the acceptance test's ``edge:<field>``): the grid likely ends too early.
     """
     r = state.fit.residual
     lam = state.rest_aa
@@ -153,13 +154,8 @@ def detect_patterns(state: SourceState, thr: float = 2.0) -> tuple[str, ...]:
         found.add("line_excess")
     if _v_shape(state, r, lam, ok):
         found.add("v_shape")
-    for name in EDGE_FIELDS:  # the posterior piles up at the top of a grid axis
-        values = state.axes.get(name)
-        est = state.fit.estimates.get(name)
-        if values and len(values) > 1 and est is not None and math.isfinite(est[0]):
-            span = max(values) - min(values)
-            if est[0] >= max(values) - 0.1 * span:
-                found.add(f"{name}_edge")
+    # the posterior piles up at the top of a grid axis: the acceptance test's own criterion
+    found.update(f"{name}_edge" for name in edge_params(state.axes, state.fit.estimates))
     return tuple(sorted(found)) or ("generic",)
 
 

@@ -79,6 +79,7 @@ class FitResult:
     #: quantity (``logmstar``, ``logsfr``, ``av``, ``z_phot``) → percentile suffix (``p025``, ``p16``,
     #: ``p50``, ``p84``, ``p975``; :data:`sedscale.results.PERCENTILES`) → (N,) values
     percentiles: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    axes: dict[str, list[float]] = field(default_factory=dict)  # the config's grid axes (edge checks)
 
     def __len__(self) -> int:
         return int(self.source_id.shape[0])
@@ -229,5 +230,5 @@ def _result(phot: Photometry, res: KernelResult, est: Estimates, config: FitConf
                      n_bands=np.sum(observed, axis=1), n_good_models=res.n_good,
                      residual_sigma=res.residual_sigma, best_flux=res.best_flux,
                      best_index=res.best_model, redshift=np.asarray(redshift, np.float64),
-                     config_hash=config.hash(), fitted=fitted,
+                     config_hash=config.hash(), fitted=fitted, axes=config.axes(),
                      percentiles={name: dict(zip(SUFFIXES, values.T)) for name, values in pct.items()})

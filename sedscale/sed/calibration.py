@@ -145,6 +145,17 @@ def _bagpipes_photometry(filters: Sequence[str], z: float, age: float, tau: floa
     """µJy per M☉ formed of one bagpipes delayed-τ model, rescaled to sedscale's cosmology."""
     import bagpipes as pipes  # type: ignore[import-untyped]  # heavy (loads its grids): only for these mocks
 
+    files = bagpipes_filter_files(filters, folder)
+    comp = {"redshift": z, "t_bc": 0.01,
+            "delayed": {"age": age, "tau": tau, "massformed": 0.0, "metallicity": metallicity},
+            "dust": {"type": "Calzetti", "Av": av, "eta": 1.0, "qpah": 2.5, "umin": 1.0,
+                     "gamma": 0.01}}
+    model = pipes.model_galaxy(comp, filt_list=files, phot_units="mujy")
+    return np.asarray(model.photometry, np.float64) * bagpipes_distance_rescale(z)
+
+
+def bagpipes_filter_files(filters: Sequence[str], folder: Path) -> list[str]:
+    """bagpipes reads filter curves from files: sedscale's curves written once into ``folder``."""
     files = []
     for band in filters:
         path = folder / f"{band}.dat"
@@ -152,14 +163,16 @@ def _bagpipes_photometry(filters: Sequence[str], z: float, age: float, tau: floa
             f = load_filter(band)
             np.savetxt(path, np.c_[f.wavelength, f.throughput])
         files.append(str(path))
-    comp = {"redshift": z, "t_bc": 0.01,
-            "delayed": {"age": age, "tau": tau, "massformed": 0.0, "metallicity": metallicity},
-            "dust": {"type": "Calzetti", "Av": av, "eta": 1.0, "qpah": 2.5, "umin": 1.0,
-                     "gamma": 0.01}}
-    model = pipes.model_galaxy(comp, filt_list=files, phot_units="mujy")
+    return files
+
+
+def bagpipes_distance_rescale(z: float) -> float:
+    """Factor turning bagpipes' fluxes at ``z`` (its own cosmology) into sedscale's (Planck18)."""
+    import bagpipes as pipes
+
     d_ref = np.interp(z, pipes.utils.z_array, pipes.utils.ldist_at_z)
     d_ours = cosmology.luminosity_distance_cm(z) / cosmology.MPC_CM
-    return np.asarray(model.photometry, np.float64) * (d_ref / d_ours) ** 2
+    return float((d_ref / d_ours) ** 2)
 
 
 def bagpipes_mock(filters: Sequence[str], redshifts: Sequence[float], n: int, seed: int,
