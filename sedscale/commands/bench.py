@@ -74,6 +74,8 @@ def run_agent_quality(catalog: Path, *, json_out: Optional[Path], details_out: O
     the tables on stdout, OUT.json exactly the issue's object."""
     import json
 
+    from rich.progress import TaskID
+
     from sedscale.agent import KnowledgeBase
     from sedscale.agent.endpoint import LLMEndpoint
     from sedscale.commands._common import make_console, progress_bar
@@ -86,7 +88,7 @@ def run_agent_quality(catalog: Path, *, json_out: Optional[Path], details_out: O
     endpoint = LLMEndpoint.at_url(llm_url, llm_model) if llm_url else None
     kb = KnowledgeBase.load(knowledge) if knowledge is not None else None
     with progress_bar() as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def advance(name: str, done: int, total: int) -> None:
             if name not in tasks:

@@ -51,7 +51,8 @@ ESTIMATES = tuple(TRUTH_COLUMNS)
 
 
 def _observed(phot: Photometry) -> np.ndarray:
-    return np.any(np.isfinite(phot.flux) & np.isfinite(phot.error) & (phot.error > 0), axis=1)
+    """(N,) at least one observed band (finite flux, error > 0): what the fitter needs to fit."""
+    return np.asarray(np.any(np.isfinite(phot.flux) & np.isfinite(phot.error) & (phot.error > 0), axis=1), bool)
 
 
 class CountingFit:

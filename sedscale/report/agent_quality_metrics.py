@@ -61,7 +61,7 @@ def abs_errors(run: StrategyRun, truth: Truth, name: str) -> Optional[np.ndarray
     t = truth.take(run.source_id).values.get(name)
     if t is None:
         return None
-    return np.abs(np.asarray(run.estimates[name], float) - np.asarray(t, float))
+    return np.asarray(np.abs(np.asarray(run.estimates[name], float) - np.asarray(t, float)), float)
 
 
 def strategy_metrics(run: StrategyRun, truth: Truth) -> dict[str, Optional[float]]:
