@@ -43,7 +43,27 @@ SOURCE_HEADER = "X-Sedscale-Source"  # the serving layer's accountant attributes
 
 @dataclass(frozen=True)
 class LLMOptions:
-    """Sampling, limits and robustness knobs of the LLM policy."""
+    """Sampling, limits and robustness knobs of the LLM policy.
+
+    Sampling defaults (also in docs/SERVING.md, "What the LLM policy sends"), chosen so that a
+    source's replies are a function of its prompt and the campaign seed:
+
+    * ``temperature`` 0 — greedy decoding: the most likely action, the same one on a rerun of the
+      same prompt on the same server (``top_p`` 1 leaves the distribution untouched; batched GPU
+      kernels may still change a near-tie, so LLM results are recorded, not reproduced);
+    * ``max_tokens`` 96 — a valid action is ~15-60 tokens; a reply cut off here is recorded as
+      ``truncated`` and the rules act instead;
+    * a per-request ``seed`` — the source's step seed (a function of campaign seed, source id and
+      step only, :func:`sedscale.agent.seeds.source_seed`), so with ``temperature`` > 0 a source
+      draws the same random numbers whatever the order its requests are sent in;
+    * structured output — ``response_format`` is the bounded JSON schema of the action space
+      (``strict``), so the server can only emit a well-formed action; the reply is still
+      validated again here.
+
+    The messages are chat messages (a system prefix and a user state), never raw text: the
+    server renders them with the chat template of the served model's own tokenizer config
+    (Llama 3.1's for AstroSage-8B and for the test model).
+    """
 
     temperature: float = 0.0
     top_p: float = 1.0
