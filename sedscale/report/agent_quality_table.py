@@ -49,16 +49,25 @@ def class_table(details: dict[str, Any], strategies: list[str]) -> Table:
 
 
 def targets_table(details: dict[str, Any]) -> Table:
-    """``rules ÷ exhaustive`` for each error and the model evaluations, then the issue's targets."""
+    """``rules ÷ exhaustive`` for each error and the model evaluations, then the issue's other
+    targets; a row with a target says whether it is met."""
     table = Table(title="rules ÷ exhaustive, and issue 17's targets for rules")
     for col in ("figure", "value", "target", "met"):
         table.add_column(col)
+    targets = dict(details["targets"])
     for label, value in details["rules_over_exhaustive"].items():
-        table.add_row(f"rules ÷ exhaustive {label}", _cell(value), "", "")
-    for label, t in details["targets"].items():
-        met = "-" if t["met"] is None else ("yes" if t["met"] else "no")
-        table.add_row(label, _cell(t["value"]), f"≤ {t['limit']:g}", met)
+        target = targets.pop(f"rules ÷ exhaustive {label}", None)
+        table.add_row(f"rules ÷ exhaustive {label}", _cell(value), *_target_cells(target))
+    for label, target in targets.items():
+        table.add_row(label, _cell(target["value"]), *_target_cells(target))
     return table
+
+
+def _target_cells(target: Optional[dict[str, Any]]) -> tuple[str, str]:
+    if target is None:
+        return "", ""
+    met = "-" if target["met"] is None else ("yes" if target["met"] else "no")
+    return f"≤ {target['limit']:g}", met
 
 
 def print_report(console: Console, obj: dict[str, Any], details: dict[str, Any]) -> None:
