@@ -3,6 +3,7 @@
     python benchmarks/bench_campaign.py throughput --rows 200000 [--site local] [--grid small|default]
     python benchmarks/bench_campaign.py bookkeeping --partitions 10000
     python benchmarks/bench_campaign.py memory --rows 1000000 10000000 [--rows-per-partition 100000]
+    python benchmarks/bench_campaign.py first-commit [--runs 2] [--no-install-warmup]
 
 ``throughput`` runs, in one invocation on the same catalog, ``sedscale submit`` (engine, campaign
 store, atomic commits; wall time of the whole command) and the in-process fit (``sedscale fit``
@@ -11,6 +12,10 @@ process) and prints sources/s of both and their ratio (target >= 0.8).
 ``bookkeeping`` builds a campaign of N committed partitions (one real commit cloned) and times
 finding what is left (target <= 2 s). ``memory`` runs a campaign per row count and samples the
 peak RSS of the driver and of the largest worker (target: 10^7 within 1.2x of 10^6).
+``first-commit`` times the README demo (2,000 rows, 500 per partition) from ``sedscale submit``'s
+start to its first done-marker: on a fresh install (new cache; the kernel warm-up of
+scripts/install.sh unless --no-install-warmup), then again into a new campaign (shared grid cache
+warm); with the report's fixed costs and steady-state rate (issue 17; target: ~10 s).
 Every result is also printed as one JSON line.
 """
 
@@ -217,12 +222,55 @@ def bench_memory(rows_list: list[int], rows_per_partition: int, site: str, grid:
     return results
 
 
+DEMO_CATALOG = Path(__file__).resolve().parents[1] / "examples" / "euclid_mock_2k.parquet"
+
+
+def _first_commit(camp: Path, env: dict[str, str]) -> dict:
+    """The README demo into ``camp``: seconds from the command's start to the first done-marker's
+    commit and to its exit, and the report's fixed costs and steady-state rate."""
+    t0 = time.time()
+    subprocess.run([sys.executable, "-m", "sedscale", "submit", str(DEMO_CATALOG), "--site", "local",
+                    "--campaign", str(camp), "--rows-per-partition", "500"],
+                   check=True, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    total = time.time() - t0
+    first = min(json.loads(p.read_text())["committed_at"] for p in (camp / "state" / "done").rglob("p*.json"))
+    rep = json.loads(subprocess.run([sys.executable, "-m", "sedscale", "report", str(camp), "--json"], check=True,
+                                    env=env, capture_output=True, text=True).stdout)
+    fixed = {k: round(v, 2) for k, v in rep["fixed_costs"].items() if k.endswith("_s")}
+    return {"first_commit_s": round(first - t0, 2), "total_s": round(total, 2),
+            "sources_per_second": rep["sources_per_second"],
+            "steady_state_sources_per_second": rep["steady_state_sources_per_second"], "fixed_costs": fixed}
+
+
+def bench_first_commit(runs: int, workdir: Path, cache: Path | None, install_warmup: bool) -> list[dict]:
+    """Time to the README demo's first commit: in a fresh cache (``cache``, else a new folder, i.e.
+    a fresh install: no compiled kernel, no grids) after what ``scripts/install.sh`` does (the
+    kernel warm-up) unless ``install_warmup`` is off, then ``runs - 1`` more campaigns of the same
+    configuration into new directories (warm kernel, grids from the shared cache)."""
+    cache = cache or workdir / "sedscale-cache"
+    env = _env() | {"SEDSCALE_CACHE_DIR": str(cache)}
+    out = []
+    if install_warmup:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "sedscale.sed.warmup"], check=True, env=env, stdout=subprocess.DEVNULL)
+        out.append({"bench": "first_commit", "step": "install warm-up (python -m sedscale.sed.warmup)",
+                    "seconds": round(time.perf_counter() - t0, 2)})
+    for i in range(runs):
+        state = ("fresh cache" + (" + install warm-up" if install_warmup else "")) if i == 0 else "repeat (warm caches)"
+        out.append({"bench": "first_commit", "run": i + 1, "caches": state, **_first_commit(workdir / f"demo-{i}", env),
+                    "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0]})
+    return out
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_fit":
         in_process_fit(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bench", choices=["throughput", "bookkeeping", "memory"])
+    ap.add_argument("bench", choices=["throughput", "bookkeeping", "memory", "first-commit"])
+    ap.add_argument("--runs", type=int, default=2, help="first-commit: campaigns of the demo, the first in a fresh cache")
+    ap.add_argument("--cache-dir", type=Path, default=None, help="first-commit: SEDSCALE_CACHE_DIR (default: a new one)")
+    ap.add_argument("--no-install-warmup", action="store_true", help="first-commit: skip the kernel warm-up install.sh runs")
     ap.add_argument("--rows", type=int, nargs="+", default=[200_000])
     ap.add_argument("--rows-per-partition", type=int, default=50_000)
     ap.add_argument("--partitions", type=int, default=10_000)
@@ -237,6 +285,8 @@ def main() -> None:
             out = [bench_throughput(args.rows[0], args.site, args.grid, args.rows_per_partition, workdir)]
         elif args.bench == "bookkeeping":
             out = [bench_bookkeeping(args.partitions, workdir)]
+        elif args.bench == "first-commit":
+            out = bench_first_commit(args.runs, workdir, args.cache_dir, not args.no_install_warmup)
         else:
             out = bench_memory(args.rows, args.rows_per_partition, args.site, args.grid, workdir)
     finally:

@@ -16,3 +16,11 @@ if [ "${1:-}" = "test" ]; then
 else
   python -m pip install -q -e .
 fi
+# Compile the fused chi2 kernel into sedscale's numba cache now, once (tens of seconds), so the first
+# fit or campaign loads it instead of compiling it (sedscale/sed/warmup.py). The cache is keyed by the
+# kernel's source, numba, Python and the CPU, under $SEDSCALE_CACHE_DIR/numba or ~/.cache/sedscale/numba
+# ($XDG_CACHE_HOME honoured): run this as the user (and on the CPU type) that will run sedscale.
+# SEDSCALE_NO_WARMUP=1 skips it (the first fit then compiles).
+if [ -z "${SEDSCALE_NO_WARMUP:-}" ]; then
+  python -m sedscale.sed.warmup >/dev/null
+fi

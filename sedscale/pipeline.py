@@ -40,6 +40,7 @@ from sedscale.fsutil import atomic_write
 from sedscale.results import failed_rows_table
 from sedscale.sed.builder import release_prepared
 from sedscale.sed.config import FitConfig
+from sedscale.sed.fixed_costs import fixed_cost_counters, fixed_costs_since
 from sedscale.sed.kernel_numba import kernel_provenance
 
 
@@ -74,7 +75,7 @@ def _context(root: str, meta_mtime_ns: int) -> CampaignContext:
     meta = read_meta(paths)
     workflow = Workflow.model_validate(meta.workflow)
     duplicates = DuplicateIndex.read(paths.duplicates_index) if meta.has_duplicate_index else None
-    options = FitOptions.from_workflow(workflow, cache_dir=paths.cache_dir)
+    options = FitOptions.from_workflow(workflow, cache_dir=meta.grid_cache_dir(paths))
     return CampaignContext(paths, meta, CatalogProfile.model_validate(meta.profile), workflow, options, duplicates)
 
 
@@ -87,6 +88,7 @@ def campaign_context(root: str) -> CampaignContext:
 def process_partition(campaign_dir: str, partition_id: int, run_id: Optional[str] = None) -> PartitionSummary:
     """Read, validate, fit and commit one partition of a campaign (what an engine maps)."""
     t0 = time.perf_counter()
+    fixed_at_start = fixed_cost_counters()
     ctx = campaign_context(campaign_dir)
     _testhooks.in_task(partition_id)
     row = manifest_row(ctx.paths, partition_id)
@@ -105,7 +107,8 @@ def process_partition(campaign_dir: str, partition_id: int, run_id: Optional[str
         save_knowledge_delta(ctx.paths.knowledge_delta(partition_id), outcome.knowledge_delta)
     save_fit_configs(ctx.paths, outcome.configs)
     save_trail(ctx.paths.trail(partition_id), outcome.trail)
-    timings = {"read_s": t_read - t0, "llm_service_s": t_llm - t_read, "fit_table_s": t_fit - t_llm}
+    timings = {"read_s": t_read - t0, "llm_service_s": t_llm - t_read, "fit_table_s": t_fit - t_llm,
+               **fixed_costs_since(fixed_at_start)}
     save_partition_summary(ctx.paths.partition_summary(partition_id), outcome.summary, timings, run_id)
     marker = commit_partition(ctx.paths, partition_id, results, chunk_rows=ctx.meta.chunk_rows,
                               run_id=run_id, elapsed_s=time.perf_counter() - t0)

@@ -64,7 +64,7 @@ def test_fail_partition_commits_every_row_as_failed_with_the_reason(tmp_path: Pa
 def test_context_options_come_from_the_frozen_workflow(tmp_path: Path) -> None:
     paths = _campaign(tmp_path, policy="llm", llm_url="http://127.0.0.1:9/v1", llm_model="m")
     ctx = campaign_context(str(paths.root))
-    assert ctx.options.policy == "llm" and ctx.options.cache_dir == paths.cache_dir
+    assert ctx.options.policy == "llm" and ctx.options.cache_dir == ctx.meta.grid_cache_dir(paths)
     assert ctx.options.llm is not None and ctx.options.llm.url == "http://127.0.0.1:9/v1"
     assert ctx.options.fit_config == ctx.workflow.fit
     assert node_llm_options(ctx) is ctx.options  # a workflow URL is never routed to a node service

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from sedscale import __version__
+from sedscale.cache_dirs import grid_cache_dir
 from sedscale.fsutil import fsync_dir
 from sedscale.campaign.manifest import write_campaign_manifest
 from sedscale.campaign.meta import DEFAULT_FAIL_TASK, DEFAULT_TASK, CampaignMeta, CatalogRecord, is_campaign, write_meta
@@ -89,6 +90,7 @@ def create_from_manifest(
             task=task,
             fail_task=fail_task,
             has_duplicate_index=bool(duplicate_index is not None and len(duplicate_index)),
+            grid_cache=str(grid_cache_dir(site.get("grid_cache"))),
         )
         write_meta(staging, meta)
         write_provenance(staging, build_provenance(workflow, site))  # once: resume never rewrites it

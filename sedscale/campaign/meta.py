@@ -9,6 +9,7 @@ task references), so a later edit of a shipped workflow cannot change a running 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +49,14 @@ class CampaignMeta(BaseModel):
     fail_task: str = DEFAULT_FAIL_TASK
     has_duplicate_index: bool = False
     notes: Optional[str] = None
+    grid_cache: Optional[str] = Field(None, description="the shared model-grid cache resolved at submit "
+                                      "(sedscale.cache_dirs.grid_cache_dir); None: the campaign's own cache/")
+
+    def grid_cache_dir(self, paths: CampaignPaths) -> Path:
+        """Where this campaign's tasks cache model grids: the shared cache resolved once at submit
+        (so tasks on compute nodes use the same one, whatever their environment), or the
+        campaign's own ``cache/`` for campaigns made before grids were shared."""
+        return Path(self.grid_cache) if self.grid_cache else paths.cache_dir
 
 
 def write_meta(paths: CampaignPaths, meta: CampaignMeta) -> None:

@@ -8,7 +8,6 @@ file, atomically.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, cast
 
@@ -29,12 +28,12 @@ if TYPE_CHECKING:
 
 
 def default_cache_dir() -> Path:
-    """Where model grids are cached between runs: $SEDSCALE_CACHE_DIR or ~/.cache/sedscale/grids."""
-    root = os.environ.get("SEDSCALE_CACHE_DIR")
-    if root:
-        return Path(root)
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "sedscale" / "grids"
+    """Where model grids are cached between runs: the cache campaigns share too
+    (:func:`sedscale.cache_dirs.grid_cache_dir`: ``$SEDSCALE_CACHE_DIR/grids`` or
+    ``~/.cache/sedscale/grids``)."""
+    from sedscale.cache_dirs import grid_cache_dir
+
+    return grid_cache_dir()
 
 
 def fit(
@@ -50,7 +49,7 @@ def fit(
     llm_model: Optional[str] = typer.Option(None, "--llm-model", help="model name (default: the first the server lists)"),
     min_bands: Optional[int] = typer.Option(None, "--min-bands", min=1, help="usable bands a source needs (default: the workflow's, 3)"),
     chunk_rows: int = typer.Option(5_000, "--chunk-rows", help="rows fitted per call (memory vs. overhead)"),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="model-grid cache (default: $SEDSCALE_CACHE_DIR or ~/.cache/sedscale/grids)"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="model-grid cache (default: $SEDSCALE_CACHE_DIR/grids or ~/.cache/sedscale/grids, shared with campaigns)"),
 ) -> None:
     """Fit every row of a small catalog in this process and write the results contract."""
     import time

@@ -63,6 +63,7 @@ class SiteConfig(_Strict):
     dask: DaskSettings = Field(default_factory=DaskSettings)
     scheduler_options: SchedulerOptions = Field(default_factory=LocalOptions)
     llm: Optional[LLMSettings] = None
+    grid_cache: Optional[str] = Field(None, description="model-grid cache shared by this site's campaigns (default: $SEDSCALE_CACHE_DIR/grids or ~/.cache/sedscale/grids)")
 
     @model_validator(mode="before")
     @classmethod

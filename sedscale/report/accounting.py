@@ -188,3 +188,69 @@ class SiteView:
         self.cores_per_node = int(d.get("cores_per_node") or 1)
         self.gpus_per_node = int(d.get("gpus_per_node") or 0)
         self.gpu_kind = d.get("gpu_kind", "none")
+
+
+def workers_seen(data: CampaignData) -> int:
+    """Distinct worker processes (host, pid) that committed a partition (at least 1)."""
+    return max(1, len({(m.host, m.pid) for m in data.markers}))
+
+
+#: The in-task one-off costs a partition summary's ``timings`` records (sedscale.sed.fixed_costs).
+IN_TASK_FIXED_KEYS = ("kernel_warmup_s", "grid_build_s", "grid_load_s")
+
+
+def engine_start_seconds(data: CampaignData) -> dict[str, Any]:
+    """Per driver run, seconds from the run's start to its first task's start (a task starts at
+    its done-marker's ``committed_at − elapsed_s``): lock, planning, engine and worker start-up,
+    worker imports. Runs that committed no partition have no figure."""
+    first: dict[str, float] = {}
+    for m in data.markers:
+        if m.kind == "done" and m.run_id:
+            start = m.committed_at - m.elapsed_s
+            first[m.run_id] = min(first.get(m.run_id, start), start)
+    per_run = {r.run_id: max(0.0, first[r.run_id] - r.started_at) for r in data.runs if r.run_id in first}
+    return {"total_s": float(sum(per_run.values())), "runs": len(per_run), "per_run": per_run}
+
+
+def fixed_costs(data: CampaignData, workers: int) -> dict[str, Any]:
+    """The one-off costs of a campaign, apart from its per-source cost.
+
+    ``engine_start_s``: summed over driver runs (:func:`engine_start_seconds`), wall seconds.
+    ``kernel_warmup_s`` (compiling or loading the fused kernel), ``grid_build_s`` (building the
+    grids that go into the grid cache, with their cache write) and ``grid_load_s`` (reading
+    cached grids): worker-seconds summed over the committed partitions' task summaries; each
+    is paid once per worker process (or once per configuration, for a shared cache), so a warm
+    worker adds none. Grids built for a single source and never cached are per-source work and
+    stay out (``grid_build_uncached_s``, for information). ``in_task_s`` = the three in-task
+    figures, which :func:`steady_state` subtracts from the task time.
+    """
+    sums = dict.fromkeys((*IN_TASK_FIXED_KEYS, "grid_build_uncached_s"), 0.0)
+    measured = 0
+    for m in data.markers:
+        tm = (data.summaries.get(m.partition_id) or {}).get("timings") or {}
+        if "kernel_warmup_s" not in tm:
+            continue  # a summary from before fixed costs were recorded
+        measured += 1
+        for key in sums:
+            sums[key] += float(tm.get(key, 0.0) or 0.0)
+    engine = engine_start_seconds(data)
+    in_task = sum(sums[k] for k in IN_TASK_FIXED_KEYS)
+    return {"engine_start_s": engine["total_s"], **sums, "in_task_s": in_task,
+            "per_node_s": engine["total_s"] / max(engine["runs"], 1) + in_task / max(workers, 1),
+            "engine_start_runs": engine["runs"], "partitions_measured": measured,
+            "partitions_committed": len(data.markers), "workers_seen": workers,
+            "basis": ("engine_start_s: wall seconds from each driver run's start to its first task's start, summed "
+                      "over runs; kernel_warmup_s, grid_build_s (cached grids, incl. the cache write), grid_load_s: "
+                      "worker-seconds from the task summaries; per_node_s = engine start per run + in-task fixed "
+                      "worker-seconds / workers seen: the wall seconds one node of this shape spends on one-offs")}
+
+
+def steady_state(n_sources: int, task_seconds: float, fixed: dict[str, Any]) -> dict[str, Any]:
+    """Sources per worker-second once warm: ``n_sources / (Σ task elapsed − in-task fixed costs)``,
+    and per second with every worker seen busy (× workers seen); None without task time."""
+    busy = task_seconds - float(fixed["in_task_s"])
+    if n_sources <= 0 or busy <= 0:
+        return {"per_worker_second": None, "per_second": None, "busy_seconds": max(0.0, busy)}
+    per_worker = n_sources / busy
+    return {"per_worker_second": per_worker, "per_second": per_worker * int(fixed["workers_seen"]),
+            "busy_seconds": busy}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sedscale.report.accounting import SiteView, site_dict
+from sedscale.report.accounting import SiteView, fixed_costs, site_dict, steady_state, workers_seen
 from sedscale.report.campaign_data import CampaignData, SourceColumns, finite_or_none
 from sedscale.report.projection import (
     ASSUMED_8B_TOKENS_PER_SECOND_H100,
@@ -69,7 +69,8 @@ def measured_inputs(data: CampaignData, cols: SourceColumns, site: SiteView, pol
     """Fit rate per core, agent fraction and tokens per agent source, as this campaign measured them."""
     n, n_agent, n_fit = cols.n, cols.n_agent, cols.n_fitted
     task_seconds = float(sum(m.elapsed_s for m in data.markers))
-    fit_rate_core = (n / task_seconds) if task_seconds > 0 else None
+    fixed = fixed_costs(data, workers_seen(data))
+    fit_rate_core = steady_state(n, task_seconds, fixed)["per_worker_second"]
     tok = cols.token_totals()
     tokens_measured = tok.requests > 0
     if tokens_measured and n_agent:
@@ -87,8 +88,10 @@ def measured_inputs(data: CampaignData, cols: SourceColumns, site: SiteView, pol
         prompt_tokens_per_agent_source=prompt_per,
         busy_gpu_seconds_per_source=(float(cols.gpu_s.sum()) / n) if (site.gpus_per_node and n) else None,
         prefix_cache_hit_fraction=(tok.cached / tok.prompt) if tok.prompt else None,
+        fixed_seconds_per_node=float(fixed["per_node_s"]),
     )
-    fit_basis = (f"measured on this machine: {n} rows / {task_seconds:.1f} task-seconds"
+    fit_basis = (f"measured on this machine, steady state: {n} rows / ({task_seconds:.1f} task-seconds - "
+                 f"{fixed['in_task_s']:.1f} s of kernel warm-up and grid builds/loads)"
                  + (" (task time includes waiting for the LLM server: an upper bound on the fit cost)"
                     if tokens_measured else "")
                  if fit_rate_core else "unknown (no committed tasks): 1 source/s/core assumed")
@@ -125,6 +128,9 @@ def _site_projection(inputs: ProjectionInputs, label: str, site: SiteView, n_nod
     p["basis"]["fit_sources_per_core_second"] = inputs.fit_basis
     p["basis"]["agent_fraction"] = inputs.agent_basis
     p["basis"]["tokens_per_agent_source"] = inputs.token_basis
+    p["basis"]["fixed_seconds_per_node"] = (f"measured: {inputs.rates.fixed_seconds_per_node:.1f} s of one-offs "
+                                            "(engine start, kernel warm-up, grid builds and loads) per node, "
+                                            "paid once by each node")
     if site.gpus_per_node == 0:
         p["note"] = "no GPU on this site: LLM work cannot run here; node-hours are the fit only"
     return p
@@ -162,6 +168,7 @@ def build_projection(data: CampaignData, cols: SourceColumns, site: SiteView, po
             "tokens_basis": "measured" if inputs.token_basis == "measured" else "assumption",
             "busy_gpu_seconds_per_source": rates.busy_gpu_seconds_per_source,
             "prefix_cache_hit_fraction": rates.prefix_cache_hit_fraction,
+            "fixed_seconds_per_node": rates.fixed_seconds_per_node,
         },
         "sites": projections,
         "reference_points": reference_points(sources),

@@ -294,15 +294,33 @@ def _attribution_table(ga: dict[str, Any]) -> str:
             f"<p>{html.escape(ga['note'])}</p>")
 
 
+def _fixed_costs_table(rep: dict[str, Any]) -> str:
+    """One-off costs apart from the per-source cost, and the steady-state rate left once they are out."""
+    fc = rep.get("fixed_costs") or {}
+    return _table([
+        ("engine start (s, driver run start to first task start, summed over runs)", fc.get("engine_start_s", 0.0)),
+        ("kernel warm-up: compile or cache load (worker-s)", fc.get("kernel_warmup_s", 0.0)),
+        ("grid builds into the cache (worker-s)", fc.get("grid_build_s", 0.0)),
+        ("grid loads from the cache (worker-s)", fc.get("grid_load_s", 0.0)),
+        ("uncached one-source grid builds (worker-s, kept in the per-source cost)", fc.get("grid_build_uncached_s", 0.0)),
+        ("one-off seconds per node (projection input)", fc.get("per_node_s", 0.0)),
+        ("sources per second over the wall time", rep.get("sources_per_second") or 0.0),
+        ("steady-state sources per second", rep.get("steady_state_sources_per_second") or 0.0),
+        ("steady-state sources per worker-second", rep.get("steady_state_sources_per_worker_second") or 0.0),
+    ])
+
+
 def _projection_table(sites: list[dict[str, Any]]) -> str:
     rows = []
     for p in sites:
         if "error" in p:
-            rows.append(f"<tr><td>{html.escape(p['site'])}</td><td colspan=7>{html.escape(p['error'])}</td></tr>")
+            rows.append(f"<tr><td>{html.escape(p['site'])}</td><td colspan=8>{html.escape(p['error'])}</td></tr>")
             continue
-        rows.append(_row((p["label"], p["nodes"], p["node_hours"], p["wall_days"], p["gpu_hours_allocated"],
+        rows.append(_row((p["label"], p["nodes"], p["node_hours"], p.get("fixed_node_hours", 0.0), p["wall_days"],
+                          p["gpu_hours_allocated"],
                           p["gpu_hours_per_source"], p["tokens_total"], p["basis"]["decode_tokens_per_second_per_gpu"])))
-    return ("<table><tr><th>site</th><th>nodes</th><th>node-hours</th><th>wall days</th><th>GPU-hours</th>"
+    return ("<table><tr><th>site</th><th>nodes</th><th>node-hours</th><th>of which one-off</th><th>wall days</th>"
+            "<th>GPU-hours</th>"
             "<th>GPU-h / source</th><th>tokens</th><th>decode rate basis</th></tr>" + "".join(rows) + "</table>")
 
 
@@ -354,6 +372,8 @@ def render_html(data: CampaignData, rep: dict[str, Any]) -> str:
 <h2>Allocation (node-hours, GPU-hours)</h2>{_allocation_table(alloc)}<p>{html.escape(alloc["basis"])}</p>
 <h2>GPU-seconds attributed per node</h2>{_attribution_table(ga)}
 <h2>Where the time went ({html.escape(tb["unit"])})</h2>{time_table}<p>{html.escape(tb["note"])}</p>
+<h2 id="fixed-costs">Fixed costs and the steady-state rate</h2>{_fixed_costs_table(rep)}
+<p>{html.escape(rep.get("steady_state_note", ""))}. {html.escape((rep.get("fixed_costs") or {}).get("basis", ""))}</p>
 <h2>Projection to {projection['sources']:.3g} sources</h2>{_projection_table(projection["sites"])}
 <p>Inputs and their basis (measured on this machine vs assumed):</p><ul>{_projection_basis(projection["sites"])}</ul>
 <h3>Reference points of the seed (not measured here)</h3>{_references_table(projection["reference_points"])}

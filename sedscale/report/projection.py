@@ -6,9 +6,10 @@ was used). Assumptions — above all the LLM decode rate per device on a site we
 are separate, named inputs, and every output says which inputs it rests on. Nothing here
 is measured; it is arithmetic that a test checks by hand.
 
-Model: fits are CPU work on every core of a node; agent replies are GPU decode work on every
-device of the node; the two overlap (several partitions in flight per node), so a node's time is
-the larger of the two. Prompt prefill is treated as nearly free because the shared prefix is
+Model: fits are CPU work on every core of a node at the steady-state rate; agent replies are GPU
+decode work on every device of the node; the two overlap (several partitions in flight per
+node), so a node's time is the larger of the two, plus the one-off costs (engine start, kernel
+warm-up, grid builds: ``fixed_seconds_per_node``) once on each node. Prompt prefill is treated as nearly free because the shared prefix is
 served from vLLM's prefix cache (its measured hit rate is reported beside).
 """
 
@@ -40,6 +41,7 @@ class MeasuredRates:
     prompt_tokens_per_agent_source: float
     busy_gpu_seconds_per_source: float | None = None  # None on a CPU-only run
     prefix_cache_hit_fraction: float | None = None
+    fixed_seconds_per_node: float = 0.0  # one-offs (engine start, kernel warm-up, grids), once per node
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Projection:
     tokens_total: float
     gpu_hours_per_source: float
     basis: dict[str, str] = field(default_factory=dict)
+    fixed_node_hours: float = 0.0
     references: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -95,7 +98,8 @@ def project(rates: MeasuredRates, site: SiteCapacity, *, sources: float = 1e9, n
         llm_node_hours = llm_gpu_hours / site.gpus_per_node
     else:
         llm_gpu_hours = llm_node_hours = 0.0
-    node_hours = max(fit_node_hours, llm_node_hours)
+    fixed_node_hours = nodes * rates.fixed_seconds_per_node / SECONDS_PER_HOUR
+    node_hours = max(fit_node_hours, llm_node_hours) + fixed_node_hours
     gpu_hours_allocated = node_hours * site.gpus_per_node
     wall_days = node_hours / nodes / HOURS_PER_DAY
     basis = {
@@ -105,6 +109,7 @@ def project(rates: MeasuredRates, site: SiteCapacity, *, sources: float = 1e9, n
         "decode_tokens_per_second_per_gpu": site.decode_rate_source,
         "cores_per_node, gpus_per_node": f"site config {site.name}",
         "overlap of fit and LLM work": "assumption (several partitions in flight per node)",
+        "fixed_seconds_per_node": "measured: one-off costs, paid once by each of the nodes",
     }
     return Projection(
         sources=sources,
@@ -120,4 +125,5 @@ def project(rates: MeasuredRates, site: SiteCapacity, *, sources: float = 1e9, n
         gpu_hours_per_source=gpu_hours_allocated / sources,
         basis=basis,
         references=reference_points(sources),
+        fixed_node_hours=fixed_node_hours,
     )

@@ -120,7 +120,7 @@ def source_sed(ctx: CampaignContext, row: ResultRow, phot: Photometry, index: in
         config = load_fit_config(ctx.paths, str(config_id), ctx.options.fit_config)
     except CampaignError as exc:
         return dataclasses.replace(plain, note=str(exc))
-    model = rebuild_model(config, phot.filters, int(str(best)), float(str(z)), cache_dir=ctx.paths.cache_dir)
+    model = rebuild_model(config, phot.filters, int(str(best)), float(str(z)), cache_dir=ctx.options.cache_dir)
     scaled = model.scale_to(plain.flux, plain.error, config.error_floor)
     return dataclasses.replace(plain, model=scaled, error_floor=config.error_floor)
 

@@ -22,7 +22,16 @@ from typing import Any, Optional
 
 import numpy as np
 
-from sedscale.report.accounting import SiteView, allocation, summary_counts, time_breakdown, wall_time
+from sedscale.report.accounting import (
+    SiteView,
+    allocation,
+    fixed_costs,
+    steady_state,
+    summary_counts,
+    time_breakdown,
+    wall_time,
+    workers_seen,
+)
 from sedscale.report.campaign_data import (
     CampaignData,
     SourceColumns,
@@ -111,7 +120,7 @@ def _gpu_section(data: CampaignData, cols: SourceColumns, site: SiteView, alloc:
 
 
 def _workers_seen(data: CampaignData) -> int:
-    return max(1, len({(m.host, m.pid) for m in data.markers}))
+    return workers_seen(data)
 
 
 def _time_section(data: CampaignData, cols: SourceColumns, wall: float) -> dict[str, Any]:
@@ -129,6 +138,22 @@ def _time_section(data: CampaignData, cols: SourceColumns, wall: float) -> dict[
                  "scheduling (wall minus task time per worker); breakdown: the same task time split by the "
                  "partitions' task summaries (read, LLM service start, triage fit, agent LLM wait, agent "
                  "re-fit, commit)."),
+    }
+
+
+def _fixed_cost_section(data: CampaignData, cols: SourceColumns) -> dict[str, Any]:
+    """One-off costs (engine start, kernel warm-up, grid builds and loads) apart from the per-source
+    cost, and the steady-state rate that remains (:func:`sedscale.report.accounting.steady_state`)."""
+    fixed = fixed_costs(data, _workers_seen(data))
+    rate = steady_state(cols.n, float(sum(m.elapsed_s for m in data.markers)), fixed)
+    return {
+        "fixed_costs": fixed,
+        "steady_state_sources_per_second": rate["per_second"],
+        "steady_state_sources_per_worker_second": rate["per_worker_second"],
+        "steady_state_note": ("sources / (worker busy seconds - in-task fixed costs), busy = the sum of the "
+                              "committed tasks' elapsed seconds, in-task fixed = kernel_warmup_s + grid_build_s + "
+                              "grid_load_s; per second = per worker-second x workers seen (engine start, "
+                              "scheduling and idle workers excluded)"),
     }
 
 
@@ -188,7 +213,8 @@ def build_report(root: str | Path, *, sites: tuple[str, ...] = ("frontier",), no
     """The report of a campaign as one JSON-ready dict (DESIGN.md section 4 keys and more).
 
     Built section by section, in the order of its keys: what and how far, outcomes, agent and
-    tokens, GPU and allocation, wall time, time breakdown, acceptance, chi2, policy, projection.
+    tokens, GPU and allocation, wall time, time breakdown, fixed costs and the steady-state rate,
+    acceptance, chi2, policy, projection.
     """
     data = data or load_campaign(root)
     cols = SourceColumns.of(data.results)
@@ -207,6 +233,7 @@ def build_report(root: str | Path, *, sites: tuple[str, ...] = ("frontier",), no
         "sources_per_second": (cols.n / wall) if wall > 0 else None,
         "runs": wt["runs"],
         "time": _time_section(data, cols, wall),
+        **_fixed_cost_section(data, cols),
         "acceptance": _acceptance_section(data, cols, sums),
         "chi2_red": _chi2_section(cols),
         "per_policy": _per_policy_section(data, cols, policy, sums),

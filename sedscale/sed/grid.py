@@ -274,7 +274,7 @@ def build_grid(
     grid = _load(path, key) if path is not None else None
     if grid is None:
         with single_threaded_blas():  # the same bits whatever the worker's BLAS thread count
-            arrays = build_arrays(config, filters, z)
+            arrays = build_arrays(config, filters, z, cached=path is not None and persist)
         BUILD_COUNT["grids"] += 1
         BUILD_COUNT["nodes"] += int(z.size)
         grid = ModelGrid(filters=filters, redshifts=z, config_hash=config.hash(), cache_key=key, **arrays)

@@ -20,6 +20,8 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
+import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +39,27 @@ CHECKSUM_MEMBER = "__sha256__"
 #: Bumped when the file layout changes; part of the cache key (see ``grid.grid_cache_key``), so
 #: files of another layout are never opened.
 STORE_FORMAT = "2"  # 2: sha256 member, written through sedscale.fsutil
+
+
+_SECONDS_LOCK = threading.Lock()
+_SECONDS = {"load": 0.0, "write": 0.0}
+
+
+def grid_load_seconds() -> float:
+    """Seconds this process has spent reading (and verifying) grid-cache files that were usable."""
+    with _SECONDS_LOCK:
+        return _SECONDS["load"]
+
+
+def grid_write_seconds() -> float:
+    """Seconds this process has spent writing grid-cache files (part of a grid's build cost)."""
+    with _SECONDS_LOCK:
+        return _SECONDS["write"]
+
+
+def _count(kind: str, t0: float) -> None:
+    with _SECONDS_LOCK:
+        _SECONDS[kind] += time.perf_counter() - t0
 
 
 class GridCacheWriteError(OSError):
@@ -59,6 +82,7 @@ def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
     The temporary file lives in a private directory beside ``path`` that is removed whatever
     happens, so a failed write leaves nothing behind."""
+    t0 = time.perf_counter()
     digest = np.frombuffer(payload_digest(arrays).encode(), dtype=np.uint8)
     buf = _npz_bytes({**arrays, CHECKSUM_MEMBER: digest})
     private: Path | None = None
@@ -77,6 +101,7 @@ def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     finally:
         if private is not None:
             shutil.rmtree(private, ignore_errors=True)
+        _count("write", t0)
 
 
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -88,7 +113,9 @@ def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 def read_arrays(path: Path) -> dict[str, np.ndarray] | None:
     """The verified arrays of ``path`` (without the checksum), or None when the file is missing
-    or fails verification — then it is removed, with a warning, for the caller to rebuild."""
+    or fails verification — then it is removed, with a warning, for the caller to rebuild. The
+    time a usable file takes is added to :func:`grid_load_seconds`."""
+    t0 = time.perf_counter()
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
@@ -104,6 +131,7 @@ def read_arrays(path: Path) -> dict[str, np.ndarray] | None:
     if bytes(np.asarray(stored, np.uint8)).decode("ascii", "replace") != payload_digest(arrays):
         _discard(path, "checksum mismatch")
         return None
+    _count("load", t0)
     return arrays
 
 

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from numba.core.caching import (CacheImpl, CompileResultCacheImpl, FunctionCache, _CacheLocator,
                                 _SourceFileBackedLocatorMixin)
+
+from sedscale import cache_dirs
 
 if TYPE_CHECKING:
     from numba.core.dispatcher import Dispatcher
@@ -32,17 +35,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Overrides the root of sedscale's caches (the kernel's lives in its ``numba/`` folder).
-CACHE_DIR_ENV = "SEDSCALE_CACHE_DIR"
+CACHE_DIR_ENV = cache_dirs.CACHE_DIR_ENV
 
 
 def cache_root() -> Path:
-    """Where sedscale keeps its numba caches: ``$SEDSCALE_CACHE_DIR/numba`` or the user cache."""
-    explicit = os.environ.get(CACHE_DIR_ENV)
-    if explicit:
-        return Path(explicit).expanduser() / "numba"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "sedscale" / "numba"
+    """Where sedscale keeps its numba caches: ``numba/`` under :func:`sedscale.cache_dirs.cache_root`
+    (``$SEDSCALE_CACHE_DIR`` or the user cache), beside the shared grid cache."""
+    return cache_dirs.cache_root() / "numba"
 
 
 def cache_key(source: Path) -> str:
@@ -78,9 +77,45 @@ class _KernelFunctionCache(FunctionCache):
     _impl_class = _KernelCacheImpl
 
 
+_WARMUP_LOCK = threading.Lock()
+_WARMUP_SECONDS = [0.0]
+_IN_COMPILE = threading.local()
+
+
+def kernel_warmup_seconds() -> float:
+    """Seconds this process has spent so far making the kernel callable — compiling a signature or
+    loading it from the numba cache — a one-off per process that the report keeps apart from the
+    per-source cost (a warm process adds nothing)."""
+    with _WARMUP_LOCK:
+        return _WARMUP_SECONDS[0]
+
+
+def _timed_compile(dispatcher: Dispatcher) -> None:
+    """Count the time ``dispatcher.compile`` (numba's compile-or-load of one signature) takes in
+    :func:`kernel_warmup_seconds`; a compile nested in another (one entry point calling another)
+    is counted once, by the outer one."""
+    inner = dispatcher.compile
+
+    def compile(sig: object) -> object:
+        if getattr(_IN_COMPILE, "active", False):
+            return inner(sig)
+        _IN_COMPILE.active = True
+        t0 = time.perf_counter()
+        try:
+            return inner(sig)
+        finally:
+            _IN_COMPILE.active = False
+            with _WARMUP_LOCK:
+                _WARMUP_SECONDS[0] += time.perf_counter() - t0
+
+    dispatcher.compile = compile
+
+
 def own_cache(dispatcher: Dispatcher) -> Dispatcher:
-    """Cache ``dispatcher`` (an ``njit(cache=True)`` function) in sedscale's directory."""
+    """Cache ``dispatcher`` (an ``njit(cache=True)`` function) in sedscale's directory, and time
+    its compiles and cache loads (:func:`kernel_warmup_seconds`)."""
     dispatcher._cache = _KernelFunctionCache(dispatcher.py_func)
+    _timed_compile(dispatcher)
     path = Path(dispatcher._cache._cache_path)
     if cache_root() not in path.parents:
         log.warning("sedscale's numba cache %s is not writable; %s is cached in %s instead",

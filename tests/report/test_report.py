@@ -73,13 +73,15 @@ def test_report_projection_is_projection_arithmetic_on_the_measured_inputs(real_
     rep = build_report(root, sites=("frontier",), nodes=500)
     inp = rep["projection"]["inputs"]
     rates = MeasuredRates(inp["fit_sources_per_core_second"], inp["agent_fraction"],
-                          inp["completion_tokens_per_agent_source"], inp["prompt_tokens_per_agent_source"])
+                          inp["completion_tokens_per_agent_source"], inp["prompt_tokens_per_agent_source"],
+                          fixed_seconds_per_node=inp["fixed_seconds_per_node"])
     expect = project(rates, SiteCapacity("frontier", 56, 8, 12_500.0 / 4), sources=1e9, nodes=500)
     fr = next(p for p in rep["projection"]["sites"] if p["site"] == "frontier")
-    for key in ("fit_node_hours", "llm_gpu_hours", "node_hours", "wall_days", "tokens_total", "gpu_hours_per_source"):
+    for key in ("fit_node_hours", "llm_gpu_hours", "node_hours", "wall_days", "tokens_total", "gpu_hours_per_source",
+                "fixed_node_hours"):
         assert fr[key] == pytest.approx(getattr(expect, key)), key
-    task_s = rep["time"]["task_seconds"]
-    assert inp["fit_sources_per_core_second"] == pytest.approx(600 / task_s)
+    task_s = rep["time"]["task_seconds"]  # the steady-state rate: the tasks' one-off costs taken out
+    assert inp["fit_sources_per_core_second"] == pytest.approx(600 / (task_s - rep["fixed_costs"]["in_task_s"]))
 
 
 def _gpu_campaign(root: Path) -> tuple[Path, pa.Table]:
