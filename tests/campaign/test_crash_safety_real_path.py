@@ -22,6 +22,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
+from sedscale.campaign.meta import read_meta
 from sedscale.campaign.paths import CampaignPaths
 from sedscale.campaign.resume import plan_resume
 from tests.campaign.test_crash_safety import _kill, _procs_of, _wait_for
@@ -125,7 +126,7 @@ def test_real_sed_campaign_killed_twelve_times_resumes_to_the_uninterrupted_expo
                 f.unlink()
             started = paths.campaign_json.exists()
             if kind == "grid" and started:  # lose the grid cache, so this run must write grids again
-                for cached in paths.cache_dir.rglob("*.npz"):
+                for cached in read_meta(paths).grid_cache_dir(paths).rglob("*.npz"):
                     cached.unlink()
             args = ["resume", str(root), "--site", "local", "--workers", "2"] if started else _submit_args(root)
             python = SECOND_PYTHON if SECOND_PYTHON and i % 2 else sys.executable
