@@ -5,7 +5,8 @@ No GPU, no download: the model is built here, deterministically, from a ``transf
 2 MB) and a byte-level BPE tokenizer trained offline with ``tokenizers`` on text embedded in this
 module, saved with Llama-3 special tokens and the Llama-3.1 chat template (AstroSage-8B is
 Llama-3.1-8B based), so the tests send prompts through the same template path as the real model:
-vLLM renders the chat messages with the template in the model's own ``tokenizer_config.json``.
+vLLM renders the chat messages with the template saved with the model (transformers 5 writes it
+to ``chat_template.jinja``; AstroSage-8B's is the ``chat_template`` of its ``tokenizer_config.json``).
 
 8,192 positions, like the context sedscale's recipes serve AstroSage-8B with
 (``--max-model-len 8192``), so the README's laptop line runs unchanged on this model.

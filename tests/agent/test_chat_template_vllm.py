@@ -1,7 +1,7 @@
 """The LLM policy's prompt goes through the model's OWN chat template (the Llama-3.1 one), server side.
 
-The policy sends chat messages, never raw text; vLLM renders them with the template in the
-served model's ``tokenizer_config.json`` and reports ``usage.prompt_tokens``. If that count equals
+The policy sends chat messages, never raw text; vLLM renders them with the template saved with
+the served model and reports ``usage.prompt_tokens``. If that count equals
 ``len(tokenizer.apply_chat_template(messages))`` for the same messages, the server used exactly
 that template (BOS, the Llama-3.1 system header with its dates, one header per turn, the
 generation prompt) — no second BOS, no raw-completion path, no template of vLLM's own.
