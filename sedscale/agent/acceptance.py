@@ -11,8 +11,8 @@ dusty sources with true A_V > 3 fitted at the default ceiling of 3 with χ² ≈
 magnitude too low). Only the acceptance test sets a source's ``accepted`` flag:
 a policy's ``accept`` action ends its search but never marks it accepted.
 
-Fits are ordered by :meth:`AcceptanceTest.better`: accepted beats not accepted, then lower reduced
-χ². The agent keeps the best fit in that order, the triage fit included, so its result is never
+Fits are ordered by :meth:`AcceptanceTest.better`: accepted beats not accepted (unless the rejected
+one fails only the edge check and has the lower χ²), then lower reduced χ². The agent keeps the best fit in that order, the triage fit included, so its result is never
 worse than triage.
 """
 
@@ -223,6 +223,14 @@ class AcceptanceTest(BaseModel):
         """``edge:<name>`` → boolean mask of the sources the edge check rejects (all sources at once)."""
         return _edge_masks(result, np.isfinite(np.asarray(result.chi2_red, dtype=np.float64))) if self.edge_check else {}
 
+    def _edge_only_lower(self, rejected: SourceFit, accepted: SourceFit) -> bool:
+        """True when ``rejected`` fails only the edge check and fits better (lower χ²_red) than
+        ``accepted``: then χ² decides, not acceptance — a fit that leaves the grid's top cell by
+        fitting worse (a narrower list, another law) is no improvement, and the agent's result
+        must never be worse than triage's."""
+        fails = self.failures(rejected)
+        return bool(fails) and all(f.startswith("edge:") for f in fails) and rejected.chi2_red < accepted.chi2_red
+
     def agent_can_help(self, fit: SourceFit) -> bool:
         """False for sources no configuration change can fix (no fit at all, too few bands)."""
         fails = self.failures(fit)
@@ -232,7 +240,7 @@ class AcceptanceTest(BaseModel):
         """True when ``a`` is better than ``b`` by a margin: newly accepted, or χ²_red lower by
         more than ``min_gain`` (relative) at equal acceptance."""
         pa, pb = self.passes(a), self.passes(b)
-        if pa != pb:
+        if pa != pb and not self._edge_only_lower(b if pa else a, a if pa else b):
             return pa
         if not math.isfinite(a.chi2_red):
             return False
