@@ -15,11 +15,12 @@ enumerates (every SFH family incl. the burst, every attenuation law with its slo
 / in its IR mode / in its wavelength mode, A_V up to 6 mag, nebular log U −3 … −1, each family at
 the widest value lists that stay within the agent's ``ApplyLimits``), *bounded* to the families
 at most ONE discrete choice (SFH family, attenuation law, AGN mode) away from the workflow's
-triage configuration. The full enumeration (29 families, ~650,000 models per node at the
-defaults) would take ~20 CPU minutes at 400 sources on this machine; the bounded union (8
-families, ~140,000 models per node) a few minutes. Combinations of two discrete changes (e.g.
-burst + AGN) are left out. The benchmark takes, per source, the estimates of the member with the
-lowest best χ² (ties: the earlier member).
+triage configuration. The full enumeration (29 families, 646,380 models per node at the
+defaults) is 4.2× the bounded union (8 families, 153,900 models per node), and the grid builds,
+which dominate, scale with it: the bounded union took 271 s of wall time at 400 sources on the
+2-core machine (docs/AGENT.md, "Does the agent earn its tokens?"), the full one would take
+~4×. Combinations of two discrete changes (e.g. burst + AGN) are left out. The benchmark takes,
+per source, the estimates of the member with the lowest best χ² (ties: the earlier member).
 """
 
 from __future__ import annotations
