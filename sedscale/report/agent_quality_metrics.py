@@ -34,6 +34,13 @@ class StrategyRun:
     note: str = ""  # e.g. which half of the catalog the figures are over
     extra: dict[str, float] = field(default_factory=dict)
 
+    def subset(self, source_id: np.ndarray) -> StrategyRun:
+        """The run's rows of ``source_id`` (seconds scaled to their share of the sources)."""
+        keep = np.isin(self.source_id, source_id)
+        return StrategyRun(self.source_id[keep], {k: v[keep] for k, v in self.estimates.items()},
+                           self.accepted[keep], self.models[keep], self.agent_steps[keep], self.tokens[keep],
+                           self.seconds * float(keep.sum()) / max(len(self.source_id), 1), self.note)
+
 
 @dataclass(frozen=True)
 class Truth:

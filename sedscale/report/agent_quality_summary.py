@@ -78,5 +78,15 @@ def details_object(runs: dict[str, StrategyRun], truth: Truth, obj: dict[str, An
         "sources_per_strategy": {name: int(len(run.source_id)) for name, run in runs.items()},
         "notes": {name: run.note for name, run in runs.items() if run.note},
     }
+    for name in ("rules_kb", "llm_kb"):  # the same policy without knowledge, on the same sources
+        base = runs.get(name.removesuffix("_kb"))
+        if name in runs and base is not None and len(runs[name].source_id) < len(base.source_id):
+            details[f"{base_name(name)}_on_{name}_sources"] = strategy_metrics(
+                base.subset(runs[name].source_id), truth)
     details["targets"] = targets(obj, details)
     return details
+
+
+def base_name(kb_strategy: str) -> str:
+    """``rules_kb`` → ``rules``."""
+    return kb_strategy.removesuffix("_kb")

@@ -76,5 +76,9 @@ def print_report(console: Console, obj: dict[str, Any], details: dict[str, Any])
     console.print(strategies_table(obj, details))
     for name, note in details["notes"].items():
         console.print(f"[bold]{name}[/bold]: {note}")
+        same = details.get(f"{name.removesuffix('_kb')}_on_{name}_sources")
+        if same is not None:
+            figures = ", ".join(f"{_HEADERS[k]} {_cell(same[k])}" for k in METRIC_KEYS[:5])
+            console.print(f"  {name.removesuffix('_kb')} (no knowledge) on the same sources: {figures}")
     console.print(class_table(details, strategies))
     console.print(targets_table(details))

@@ -59,6 +59,7 @@ def test_agent_quality_bench_on_hard_mocks(tmp_path: Path) -> None:
     _, half_b = split_halves(ids, 0)
     assert extra["sources_per_strategy"]["rules_kb"] == int(half_b.sum()) < table.num_rows
     assert "half B" in extra["notes"]["rules_kb"] and "half B" in proc.stdout
+    assert tuple(extra["rules_on_rules_kb_sources"]) == METRIC_KEYS
 
 
 @pytest.mark.slow

@@ -114,3 +114,18 @@ def test_half_split_is_seeded_and_disjoint() -> None:
     a_rev, _ = split_halves(ids[::-1], 0)
     assert np.array_equal(a_rev, a[::-1])  # a source's half depends on its id alone
     assert not np.array_equal(split_halves(ids, 1)[0], a)
+
+
+def test_rules_on_the_kb_half_is_reported_beside_rules_kb() -> None:
+    """rules_kb's figures are over one half: the details repeat rules' figures over that half."""
+    from sedscale.report.agent_quality_summary import details_object
+
+    run, truth = _run(), _truth()
+    half = run.subset(np.array([1, 4]))
+    assert half.source_id.tolist() == [1, 4] and half.seconds == 1.0 and half.models.tolist() == [300, 400]
+    runs = {"triage": run, "exhaustive": run, "rules": run, "rules_kb": half}
+    details = details_object(runs, truth, bench_object(runs, truth))
+    same = details["rules_on_rules_kb_sources"]
+    assert same == strategy_metrics(half, truth)
+    assert abs(same["logmstar_abs_err_median"] - 0.35) < 1e-12  # id1 0.5, id4 0.2
+    assert details["sources_per_strategy"]["rules_kb"] == 2
