@@ -35,3 +35,13 @@ def test_fit_and_the_kernel_cache_resolve_under_the_same_root(tmp_path: Path, mo
 def test_a_relative_configured_cache_becomes_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert grid_cache_dir("grids-here") == tmp_path / "grids-here"  # recorded for tasks in other directories
+
+
+def test_a_campaign_uses_the_cache_it_recorded_and_an_older_one_its_own(tmp_path: Path) -> None:
+    from sedscale.campaign.meta import CampaignMeta
+    from sedscale.campaign.paths import CampaignPaths
+
+    paths = CampaignPaths.at(tmp_path / "camp")
+    shared = tmp_path / "shared-grids"
+    assert CampaignMeta.model_construct(grid_cache=str(shared)).grid_cache_dir(paths) == shared
+    assert CampaignMeta.model_construct(grid_cache=None).grid_cache_dir(paths) == paths.cache_dir  # made before

@@ -18,7 +18,8 @@ Layout of ``<campaign>/``::
     state/driver.pid         the detached driver's pid and start time
     state/processes.json     local processes the run started (pid + start time)
     duplicates/              the cross-file duplicate-id index made at submit
-    cache/                   model grids built by tasks
+    cache/                   model grids of campaigns made before grids were shared (campaign.json
+                             ``grid_cache`` names the shared cache newer campaigns use)
     knowledge/delta-<id>.json  per-partition knowledge-base deltas of the agent
     summaries/partition-<id>.json  per-partition task summaries (with the ``host`` that ran it)
     configs/<hash>.json      every fit configuration a result names (``fit_config_id``), content-addressed
@@ -141,7 +142,9 @@ class CampaignPaths:
 
     @property
     def cache_dir(self) -> Path:
-        """Model-grid cache shared by the campaign's tasks (grids are built once, reused)."""
+        """The campaign's own model-grid cache: used only by campaigns whose ``campaign.json`` has
+        no ``grid_cache`` (made before grids were shared across campaigns); newer ones cache grids
+        where :meth:`sedscale.campaign.meta.CampaignMeta.grid_cache_dir` says."""
         return self.root / "cache"
 
     @property
