@@ -91,6 +91,7 @@ def run_agent_quality(catalog: Path, *, json_out: Optional[Path], details_out: O
         tasks: dict[str, TaskID] = {}
 
         def advance(name: str, done: int, total: int) -> None:
+            """One bar per strategy, created on its first report."""
             if name not in tasks:
                 tasks[name] = bar.add_task(name, total=total, rate="")
             bar.update(tasks[name], completed=done, total=total)

@@ -59,11 +59,13 @@ class CountingFit:
     """``fit_photometry`` that adds each fitted source's (model, node) evaluations to a tally."""
 
     def __init__(self) -> None:
+        """An empty tally: source id → evaluations."""
         self.counts: defaultdict[int, int] = defaultdict(int)
         self._lock = threading.Lock()  # the agent's fit runner may use several threads
 
     def __call__(self, phot: Photometry, config: FitConfig, *, photoz: bool = False,
                  cache_dir: Path | None = None) -> FitResult:
+        """``fit_photometry`` (known z only), then each source's evaluations added."""
         if photoz:
             raise ValueError("the agent-quality benchmark counts known-redshift fits only")
         result = fit_photometry(phot, config, photoz=False, cache_dir=cache_dir)
@@ -74,6 +76,7 @@ class CountingFit:
         return result
 
     def per_source(self, source_id: np.ndarray) -> np.ndarray:
+        """(N,) the tally of each of ``source_id`` (0 if never fitted)."""
         return np.array([self.counts.get(int(s), 0) for s in source_id], dtype=np.int64)
 
 
@@ -90,6 +93,7 @@ class BenchInputs:
 def _run(phot: Photometry, result_estimates: dict[str, np.ndarray], accepted: np.ndarray, models: np.ndarray,
          seconds: float, steps: Optional[np.ndarray] = None, tokens: Optional[np.ndarray] = None,
          note: str = "") -> StrategyRun:
+    """A :class:`StrategyRun` of ``phot``'s sources; no agent steps or tokens unless given."""
     n = len(phot.source_id)
     zeros = np.zeros(n, np.int64)
     return StrategyRun(np.asarray(phot.source_id), result_estimates, np.asarray(accepted, bool), models,
@@ -97,6 +101,7 @@ def _run(phot: Photometry, result_estimates: dict[str, np.ndarray], accepted: np
 
 
 def _estimates(result: FitResult) -> dict[str, np.ndarray]:
+    """The scored estimates of a fit (NaN for one the grid does not estimate)."""
     return {k: np.asarray(result.mean(k), float) if k in result.estimates else np.full(len(result), np.nan)
             for k in ESTIMATES}
 

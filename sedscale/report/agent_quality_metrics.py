@@ -8,7 +8,7 @@ out of that median. A figure whose truth column is absent is None (JSON null).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -32,7 +32,6 @@ class StrategyRun:
     tokens: np.ndarray
     seconds: float  # wall time of the strategy over these sources
     note: str = ""  # e.g. which half of the catalog the figures are over
-    extra: dict[str, float] = field(default_factory=dict)
 
     def subset(self, source_id: np.ndarray) -> StrategyRun:
         """The run's rows of ``source_id`` (seconds scaled to their share of the sources)."""
@@ -59,6 +58,7 @@ class Truth:
 
 
 def _median(values: np.ndarray) -> Optional[float]:
+    """Median of the finite values (a failed fit has no estimate); None if there are none."""
     finite = values[np.isfinite(values)]
     return float(np.median(finite)) if finite.size else None
 

@@ -36,6 +36,7 @@ def bench_object(runs: dict[str, StrategyRun], truth: Truth) -> dict[str, Any]:
 
 
 def _met(value: Optional[float], limit: float) -> Optional[bool]:
+    """Target met (every target here is an upper limit); None when not measurable."""
     return None if value is None else value <= limit
 
 

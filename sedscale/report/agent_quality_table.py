@@ -17,6 +17,7 @@ _HEADERS = {"models_per_source": "models × nodes /src", "logmstar_abs_err_media
 
 
 def _cell(value: Optional[float], digits: int = 3) -> str:
+    """A figure as printed: thousands separated, else 3 significant digits; '-' for null."""
     if value is None:
         return "-"
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}g}"
@@ -64,6 +65,7 @@ def targets_table(details: dict[str, Any]) -> Table:
 
 
 def _target_cells(target: Optional[dict[str, Any]]) -> tuple[str, str]:
+    """The (target, met) cells of a row; empty for a figure without a target."""
     if target is None:
         return "", ""
     met = "-" if target["met"] is None else ("yes" if target["met"] else "no")
