@@ -220,8 +220,8 @@ def fixed_costs(data: CampaignData, workers: int) -> dict[str, Any]:
     grids that go into the grid cache, with their cache write) and ``grid_load_s`` (reading
     cached grids): worker-seconds summed over the committed partitions' task summaries; each
     is paid once per worker process (or once per configuration, for a shared cache), so a warm
-    worker adds none. Grids built for a single source and never cached are per-source work and
-    stay out (``grid_build_uncached_s``, for information). ``in_task_s`` = the three in-task
+    worker adds none. Grids built for a few sources' redshift nodes and never cached are
+    per-source work and stay out (``grid_build_uncached_s``, for information). ``in_task_s`` = the three in-task
     figures, which :func:`steady_state` subtracts from the task time.
     """
     sums = dict.fromkeys((*IN_TASK_FIXED_KEYS, "grid_build_uncached_s"), 0.0)

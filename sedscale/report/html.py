@@ -302,7 +302,7 @@ def _fixed_costs_table(rep: dict[str, Any]) -> str:
         ("kernel warm-up: compile or cache load (worker-s)", fc.get("kernel_warmup_s", 0.0)),
         ("grid builds into the cache (worker-s)", fc.get("grid_build_s", 0.0)),
         ("grid loads from the cache (worker-s)", fc.get("grid_load_s", 0.0)),
-        ("uncached one-source grid builds (worker-s, kept in the per-source cost)", fc.get("grid_build_uncached_s", 0.0)),
+        ("uncached grid builds for a few sources' nodes (worker-s, kept in the per-source cost)", fc.get("grid_build_uncached_s", 0.0)),
         ("one-off seconds per node (projection input)", fc.get("per_node_s", 0.0)),
         ("sources per second over the wall time", rep.get("sources_per_second") or 0.0),
         ("steady-state sources per second", rep.get("steady_state_sources_per_second") or 0.0),

@@ -306,9 +306,9 @@ def grid_build_seconds() -> float:
 
 
 def one_off_grid_build_seconds() -> float:
-    """Seconds spent building grids that are never cached (a source's own redshift nodes under a
-    configuration nobody else asked for: :func:`sedscale.sed.grid.build_lattice_grid`) — work
-    every such source repeats, so it stays in the per-source cost."""
+    """Seconds spent building grids that are never cached (the one or two nodes a few sources need
+    of a lattice block nobody cached: :func:`sedscale.sed.grid.build_lattice_grid`) — work later
+    sources repeat, so it stays in the per-source cost."""
     with _BUILD_LOCK:
         return _BUILD_SECONDS["one_off"]
 
