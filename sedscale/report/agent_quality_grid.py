@@ -17,8 +17,8 @@ the widest value lists that stay within the agent's ``ApplyLimits``), *bounded* 
 at most ONE discrete choice (SFH family, attenuation law, AGN mode) away from the workflow's
 triage configuration. The full enumeration (29 families, 646,380 models per node at the
 defaults) is 4.2× the bounded union (8 families, 153,900 models per node), and the grid builds,
-which dominate, scale with it: the bounded union took 271 s of wall time at 400 sources on the
-2-core machine (docs/AGENT.md, "Does the agent earn its tokens?"), the full one would take
+which dominate, scale with it: the bounded union took 106 s of wall time at 400 sources on the
+2-core machine at load ~1 (docs/AGENT.md, "Does the agent earn its tokens?"), the full one would take
 ~4×. Combinations of two discrete changes (e.g. burst + AGN) are left out. The benchmark takes,
 per source, the estimates of the member with the lowest best χ² (ties: the earlier member).
 """
