@@ -25,7 +25,7 @@ from sedscale.sed.blas import single_threaded_blas
 from sedscale.sed.builder import build_arrays
 from sedscale.sed.config import FitConfig
 from sedscale.sed.filters import filter_identity
-from sedscale.sed.grid_store import STORE_FORMAT, read_arrays, write_arrays
+from sedscale.sed.grid_store import STORE_FORMAT, code_digest, read_arrays, write_arrays
 
 #: Version of the grid physics; bump whenever a change alters any grid flux, so that on-disk
 #: caches written by older code are never reused.
@@ -183,7 +183,7 @@ def grid_cache_key(config: FitConfig, filters: Sequence[str], redshifts: np.ndar
     h.update(config.hash().encode())
     h.update(np.ascontiguousarray(np.asarray(redshifts, dtype=np.float64)).tobytes())
     h.update(json.dumps([filter_identity(f) for f in filters]).encode())
-    h.update(f"sedscale={__version__};physics={PHYSICS_VERSION};store={STORE_FORMAT}".encode())
+    h.update(f"sedscale={__version__};physics={PHYSICS_VERSION};store={STORE_FORMAT};code={code_digest()}".encode())
     return h.hexdigest()
 
 

@@ -14,6 +14,7 @@ the file and leaves no partial file behind.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import io
 import logging
@@ -62,6 +63,33 @@ def _count(kind: str, t0: float) -> None:
         _SECONDS[kind] += time.perf_counter() - t0
 
 
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """sha256 of the ``sed`` layer's source files (every ``sedscale/sed/*.py``), part of every grid's
+    cache key: a grid cache shared across campaigns and installs lives longer than any one checkout,
+    and a grid another version of the physics code built (an edited working tree keeps its version
+    number) must never be read as this one's — it would give other bits than a fresh build."""
+    h = hashlib.sha256()
+    for source in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(source.name.encode() + b"\0" + source.read_bytes())
+    return h.hexdigest()
+
+
+#: ``.writing-*`` folders older than this are a killed writer's leftovers (a write takes seconds).
+STALE_WRITING_SECONDS = 6 * 3600
+
+
+def _remove_stale_writing_dirs(folder: Path) -> None:
+    """Remove what writers killed mid-write (SIGKILL skips their cleanup) left in a shared cache."""
+    cutoff = time.time() - STALE_WRITING_SECONDS
+    for leftover in folder.glob(".writing-*"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            continue
+
+
 class GridCacheWriteError(OSError):
     """A grid-cache file could not be written (no space, quota, permissions): the partition
     stops here rather than fitting on without its cache. ``filename`` is the cache file."""
@@ -93,6 +121,7 @@ def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
         _testhooks.in_grid_write()  # inert unless a crash test sets it
         os.replace(tmp, path)
         fsync_dir(path.parent)
+        _remove_stale_writing_dirs(path.parent)
     except OSError as exc:
         code = exc.errno if exc.errno is not None else errno.EIO
         hint = " (free space or raise the quota, then resume)" if code in (errno.ENOSPC, errno.EDQUOT) else ""

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,23 @@ def test_a_fit_is_bit_identical_from_a_built_or_a_cached_grid(tmp_path: Path) ->
     for name, (mean, std) in built.estimates.items():
         assert mean.tobytes() == cached.estimates[name][0].tobytes(), name
         assert std.tobytes() == cached.estimates[name][1].tobytes(), name
+
+
+def test_a_grid_built_by_other_physics_code_is_never_read(monkeypatch) -> None:
+    cfg = FitConfig.from_dict(CONFIG)
+    key = grid_mod.grid_cache_key(cfg, BANDS, np.asarray(Z))
+    monkeypatch.setattr(grid_mod, "code_digest", lambda: "another checkout's sed sources")
+    assert grid_mod.grid_cache_key(cfg, BANDS, np.asarray(Z)) != key
+
+
+def test_a_killed_writers_leftovers_are_removed_by_a_later_write(tmp_path: Path) -> None:
+    from sedscale.sed.grid_store import STALE_WRITING_SECONDS, write_arrays
+
+    old, recent = tmp_path / ".writing-killed", tmp_path / ".writing-in-flight"
+    for folder in (old, recent):
+        folder.mkdir()
+        (folder / "grid-x.npz").write_bytes(b"half a file")
+    long_ago = time.time() - STALE_WRITING_SECONDS - 60
+    os.utime(old, (long_ago, long_ago))
+    write_arrays(tmp_path / "grid-y.npz", {"x": np.arange(3.0)})
+    assert not old.exists() and recent.is_dir()  # another writer's folder in use is left alone
