@@ -11,7 +11,9 @@ Order, for grids: a directory configured explicitly (``sedscale fit --cache-dir`
 ``$XDG_CACHE_HOME/sedscale/grids`` (``~/.cache/sedscale/grids`` by default). The kernel's
 numba cache is ``numba/`` under the same root. The grid cache is safe to share between
 processes, nodes and campaigns: files are content-addressed by a key over configuration,
-filters, redshift nodes and code version, and written atomically (:mod:`sedscale.sed.grid_store`).
+filters, redshift nodes, version and a digest of the ``sed`` layer's sources (a grid other
+physics code built is never read), and written atomically (:mod:`sedscale.sed.grid_store`).
+It is never pruned: remove the folder to reclaim the space (grids are rebuilt on demand).
 """
 
 from __future__ import annotations
