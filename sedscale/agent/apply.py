@@ -331,7 +331,9 @@ def _range(values: list[float]) -> str:
 
 #: The widest value lists the actions reach in one or two edits (``set`` takes at most
 #: :data:`~sedscale.agent.actions.MAX_VALUES` values; ``widen`` grows a list up to ``max_list``).
-ACTION_SPACE_AV = [0.0, 0.15, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0]
+#: A_V reaches 8 mag, the top of the rules' :data:`~sedscale.agent.rules.AV_DUSTY` jump, within
+#: ``max_list`` values (so the triage list's own steps stay in the union): 2 mag apart above 4.
+ACTION_SPACE_AV = [0.0, 0.15, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0]
 ACTION_SPACE_LOGU = ([-3.0, -2.5, -2.0, -1.5, -1.0], [-3.0, -2.0, -1.0], [-3.0, -1.5], [-3.0])
 AGN_MODES: tuple[str, ...] = ("off", "dust", "wavelength")
 
@@ -341,7 +343,7 @@ def action_space_configs(base: FitConfig, limits: ApplyLimits = ApplyLimits()) -
     widest value lists that keep it within ``limits.max_models``: every SFH family (the burst with
     :data:`BURST_FRACTIONS` × :data:`BURST_AGES`), every attenuation law (the modified starburst
     with its slopes), the AGN off / on in the IR mode / on in the wavelength mode (its axes
-    opened to :data:`AGN_ON_FRACTIONS` × :data:`AGN_ON_AV`), A_V up to 6 mag
+    opened to :data:`AGN_ON_FRACTIONS` × :data:`AGN_ON_AV`), A_V up to 8 mag
     (:data:`ACTION_SPACE_AV`) and nebular log U from −3 to −1 (coarsened first when a family
     would exceed the limit). A family that no list choice brings within the limit is left out
     (the agent cannot reach it either: ``grid_too_large``). Deterministic order, no duplicates.

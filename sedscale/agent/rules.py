@@ -110,7 +110,7 @@ RULES["agn_unobscured"] = [
 ]
 #: "<field>_edge": the estimate of a grid parameter sits in the top cell of its value list (the
 #: acceptance test's ``edge:<field>``) → widen up. A_V first jumps to :data:`AV_DUSTY` — fine steps
-#: up to 6 mag in one edit (the hard mocks' dusty sources reach ~5 mag; one ``widen`` adds 1 mag
+#: up to 8 mag in one edit (the hard mocks' dusty sources reach ~5 mag, sedscale's own mocks 6; one ``widen`` adds 1 mag
 #: per step and a step budget runs out first), as Mephisto widens a range that clips the posterior.
 AV_DUSTY = [1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0]
 for _f, _p in EDGE_PARAMS.items():

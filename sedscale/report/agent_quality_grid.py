@@ -12,7 +12,7 @@ without a usable redshift or any observed band is not fitted: 0.
 **The exhaustive grid.** One large grid search over what the agent's action space reaches:
 the union of the configuration families :func:`sedscale.agent.apply.action_space_configs`
 enumerates (every SFH family incl. the burst, every attenuation law with its slopes, the AGN off
-/ in its IR mode / in its wavelength mode, A_V up to 6 mag, nebular log U −3 … −1, each family at
+/ in its IR mode / in its wavelength mode, A_V up to 8 mag, nebular log U −3 … −1, each family at
 the widest value lists that stay within the agent's ``ApplyLimits``), *bounded* to the families
 at most ONE discrete choice (SFH family, attenuation law, AGN mode) away from the workflow's
 triage configuration. The full enumeration (29 families, 646,380 models per node at the

@@ -89,7 +89,7 @@ def test_evaluations_match_the_grids_valid_mask() -> None:
 
 
 def test_exhaustive_union_spans_the_action_space() -> None:
-    """Every SFH family, attenuation law and AGN mode, A_V to 6 mag, log U up to −1: the action
+    """Every SFH family, attenuation law and AGN mode, A_V to 8 mag, log U up to −1: the action
     space's families at most one discrete change from the triage configuration."""
     from sedscale.agent.apply import action_space_configs
 
@@ -99,7 +99,7 @@ def test_exhaustive_union_spans_the_action_space() -> None:
     assert {m.dust_attenuation.law for m in members} == {"calzetti", "smc", "modified_starburst"}
     assert {(m.agn.enabled, m.agn.fraction_at if m.agn.enabled else None) for m in members} == \
         {(False, None), (True, "dust"), (True, 5100.0)}
-    assert all(max(m.dust_attenuation.av) == 6.0 for m in members)
+    assert all(max(m.dust_attenuation.av) == 8.0 for m in members)
     assert max(max(m.nebular.logu) for m in members) == -1.0
     full = {c.hash() for c in action_space_configs(base)}
     assert {m.hash() for m in members} <= full and len(members) < len(full)
