@@ -24,6 +24,7 @@ from sedscale.fsutil import atomic_write
 from sedscale.report.accounting import throughput_series
 from sedscale.report.campaign_data import CampaignData
 from sedscale.report.gallery import gallery_section
+from sedscale.report.provenance import provenance_html
 
 PLOT_NAMES = ("throughput", "chi2", "tokens", "parameters", "gpu_hours", "time")
 
@@ -347,6 +348,14 @@ def _figures(plots: dict[str, tuple[str, str]]) -> str:
         f"<figcaption>{html.escape(cap)}</figcaption></figure>" for name, (cap, b64) in plots.items())
 
 
+def _provenance(rep: dict[str, Any]) -> str:
+    """The campaign's provenance table, or a line saying an older sedscale recorded none."""
+    prov = rep.get("provenance")
+    if not prov:
+        return "<p>No provenance record (campaign made by an older sedscale).</p>"
+    return provenance_html(prov)
+
+
 def render_html(data: CampaignData, rep: dict[str, Any]) -> str:
     """The whole page: header, one section per part of the report, the plots, the raw JSON."""
     pp = rep["per_policy"]
@@ -377,6 +386,7 @@ def render_html(data: CampaignData, rep: dict[str, Any]) -> str:
 <h2>Projection to {projection['sources']:.3g} sources</h2>{_projection_table(projection["sites"])}
 <p>Inputs and their basis (measured on this machine vs assumed):</p><ul>{_projection_basis(projection["sites"])}</ul>
 <h3>Reference points of the seed (not measured here)</h3>{_references_table(projection["reference_points"])}
+<h2 id="provenance">Provenance</h2>{_provenance(rep)}
 <h2>Plots</h2><div class="plots">{_figures(_plots(data, rep))}</div>
 <h2 id="gallery">Gallery: SEDs of a few sources</h2>
 <p>Drawn as <code>sedscale show</code> draws them: photometry (S/N &lt; 3 as 3σ upper limits), the

@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from sedscale.campaign.paths import CampaignPaths
 from sedscale.report.accounting import (
     SiteView,
     allocation,
@@ -40,6 +41,7 @@ from sedscale.report.campaign_data import (
     reason_code,
 )
 from sedscale.report.campaign_projection import build_projection
+from sedscale.report.provenance import load_provenance
 
 REPORT_VERSION = 1
 PROJECTION_SOURCES = 1e9
@@ -214,7 +216,7 @@ def build_report(root: str | Path, *, sites: tuple[str, ...] = ("frontier",), no
 
     Built section by section, in the order of its keys: what and how far, outcomes, agent and
     tokens, GPU and allocation, wall time, time breakdown, fixed costs and the steady-state rate,
-    acceptance, chi2, policy, projection.
+    acceptance, chi2, policy, projection, provenance (what produced the results, recorded once).
     """
     data = data or load_campaign(root)
     cols = SourceColumns.of(data.results)
@@ -238,4 +240,5 @@ def build_report(root: str | Path, *, sites: tuple[str, ...] = ("frontier",), no
         "chi2_red": _chi2_section(cols),
         "per_policy": _per_policy_section(data, cols, policy, sums),
         "projection": build_projection(data, cols, site, policy, sites=sites, nodes=nodes, sources=sources),
+        "provenance": load_provenance(CampaignPaths.at(data.root)),
     }

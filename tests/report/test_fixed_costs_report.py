@@ -96,3 +96,18 @@ def test_a_second_campaign_of_the_same_configuration_builds_no_grid(tmp_path: Pa
     timing = [c for c in exports[0].column_names if c.endswith("seconds")]
     first, second = (t.drop_columns(timing) for t in exports)
     assert first.equals(second)  # the same bits from built and from cached grids
+
+
+def test_the_report_shows_the_campaigns_provenance(real_campaign) -> None:
+    """The record written once at submit reaches the JSON report unchanged and the HTML page."""
+    from sedscale._version import __version__
+    from sedscale.report.html import render_html
+
+    root, _ = real_campaign
+    recorded = json.loads((root / "provenance.json").read_text())
+    data = load_campaign(root)
+    rep = build_report(root, data=data)
+    assert rep["provenance"] == recorded and recorded["sedscale_version"] == __version__
+    page = render_html(data, rep)
+    assert 'id="provenance"' in page and recorded["prompt_version"] in page
+    assert recorded["physics_version"] in page
