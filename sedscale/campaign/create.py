@@ -67,7 +67,7 @@ def create_from_manifest(
     try:
         staging.root.mkdir()
         for folder in (staging.state_dir, staging.done_dir, staging.runs_dir, staging.tmp_dir,
-                       staging.logs_dir, staging.duplicates_dir, staging.cache_dir):
+                       staging.logs_dir, staging.duplicates_dir):
             folder.mkdir(parents=True, exist_ok=True)
         sizes = [p.n_rows for p in partitions]
         chunk_rows = max([*sizes, 1])

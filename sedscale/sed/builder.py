@@ -208,6 +208,32 @@ def release_prepared() -> None:
         _RESPONSES_BYTES = 0
 
 
+def _dust_and_agn(config: FitConfig, spec: np.ndarray, spec_young: np.ndarray, neb: np.ndarray,
+                  w_old: np.ndarray, w_young: np.ndarray, t_old: np.ndarray, t_young: np.ndarray,
+                  l_abs: np.ndarray) -> tuple[Any, ...]:
+    """Dust-emission and AGN templates of ``config`` and the AGN's scale per model: in the IR mode
+    a share of the dust luminosity (``agn_gal`` None), in the wavelength mode of the galaxy's
+    L_λ at the reference wavelength (``agn_gal`` (nZ, S, nU, nA, nD))."""
+    wave = wavegrid.wavelengths()
+    de = config.dust_emission
+    dust_on = de.enabled and config.dust_attenuation.enabled
+    dust_params = list(itertools.product(de.umin, de.qpah, de.gamma)) if dust_on else [(0.0, 0.0, 0.0)]
+    dust_spec = (
+        np.stack([dust_emission_spectrum(*p) for p in dust_params]) if dust_on else np.zeros((1, wave.size))
+    )
+    agn_on = config.agn.enabled
+    agn_params = list(itertools.product(config.agn.frac_agn, config.agn.av_agn)) if agn_on else [(0.0, 0.0)]
+    agn_specs = {av: agn_spectrum(av)[0] for av in {p[1] for p in agn_params}}
+    agn_spec = np.stack([agn_specs[av] for _, av in agn_params])  # (nG, L) per unit L_IR,AGN
+    agn_fac = np.array([f / (1.0 - f) for f, _ in agn_params])  # L_IR,AGN / L_dust
+    agn_gal = None
+    if agn_on and config.agn.reference_aa is not None:
+        ref = config.agn.reference_aa
+        agn_fac = wavelength_factors(np.array([p[0] for p in agn_params]), np.array([p[1] for p in agn_params]), ref)
+        agn_gal = _galaxy_at(ref, spec, spec_young, neb, w_old, w_young, t_old, t_young, l_abs, dust_spec)
+    return dust_on, dust_params, dust_spec, agn_on, agn_params, agn_spec, agn_fac, agn_gal
+
+
 def _prepare(config: FitConfig) -> dict[str, Any]:
     """Everything about ``config`` that does not depend on redshift or filters — composite
     spectra per metallicity, SFH weights, attenuation curves, absorbed luminosities, dust and AGN
@@ -260,23 +286,9 @@ def _prepare(config: FitConfig) -> dict[str, Any]:
     )  # (nZ, S, nU, nA) L☉ absorbed (= L_dust) per M☉ formed
 
     # --- dust emission and AGN templates ------------------------------------------------------
-    de = config.dust_emission
-    dust_on = de.enabled and config.dust_attenuation.enabled
-    dust_params = list(itertools.product(de.umin, de.qpah, de.gamma)) if dust_on else [(0.0, 0.0, 0.0)]
-    dust_spec = (
-        np.stack([dust_emission_spectrum(*p) for p in dust_params]) if dust_on else np.zeros((1, wave.size))
-    )
-    agn_on = config.agn.enabled
-    agn_params = list(itertools.product(config.agn.frac_agn, config.agn.av_agn)) if agn_on else [(0.0, 0.0)]
-    agn_specs = {av: agn_spectrum(av)[0] for av in {p[1] for p in agn_params}}
-    agn_spec = np.stack([agn_specs[av] for _, av in agn_params])  # (nG, L) per unit L_IR,AGN
-    agn_fac = np.array([f / (1.0 - f) for f, _ in agn_params])  # L_IR,AGN / L_dust
+    dust_on, dust_params, dust_spec, agn_on, agn_params, agn_spec, agn_fac, agn_gal = _dust_and_agn(
+        config, spec, spec_young, neb, w_old, w_young, t_old, t_young, l_abs)
     n_d, n_g = len(dust_params), len(agn_params)
-    agn_gal = None  # wavelength mode: the galaxy's L_λ(λ_ref) the AGN scales with, (nZ,S,nU,nA,nD)
-    if agn_on and config.agn.reference_aa is not None:
-        ref = config.agn.reference_aa
-        agn_fac = wavelength_factors(np.array([p[0] for p in agn_params]), np.array([p[1] for p in agn_params]), ref)
-        agn_gal = _galaxy_at(ref, spec, spec_young, neb, w_old, w_young, t_old, t_young, l_abs, dust_spec)
 
     # the per-node GEMMs read float32 (half the bytes, no per-node conversion); the float64
     # spectra were only needed for the absorbed luminosities above
@@ -326,6 +338,38 @@ def build_arrays(config: FitConfig, filters: Sequence[str], redshifts: npt.Array
             _BUILD_SECONDS["cached" if cached else "one_off"] += time.perf_counter() - t0
 
 
+def _spread(values: npt.ArrayLike, dim: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Broadcast a per-dimension array to (M,) in the grid's model order."""
+    shp = [1] * len(shape)
+    shp[dim] = shape[dim]
+    return np.broadcast_to(np.asarray(values, dtype=np.float64).reshape(shp), shape).reshape(-1).copy()
+
+
+def _intensive_arrays(config: FitConfig, sfh: Any, combos: Sequence[tuple[float, ...]], dust_on: bool,
+                      dust_params: Sequence[tuple[float, ...]], agn_on: bool,
+                      agn_params: Sequence[tuple[float, ...]], shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The grid parameters per model (what the estimates average), in the grid's model order."""
+    intensive: dict[str, np.ndarray] = {"metallicity": _spread(config.stellar.metallicity, 0, shape)}
+    for name, values in sfh.params.items():
+        intensive[name] = _spread(values, 1, shape)
+    intensive["age_mw"] = _spread(sfh.age_mw, 1, shape)
+    if config.nebular.enabled:
+        intensive["logu"] = _spread(config.nebular.logu, 2, shape)
+    intensive["av"] = _spread([c[0] for c in combos], 3, shape)
+    if config.dust_attenuation.enabled:
+        if config.dust_attenuation.law == "modified_starburst":
+            intensive["delta"] = _spread([c[1] for c in combos], 3, shape)
+            intensive["bump"] = _spread([c[2] for c in combos], 3, shape)
+        intensive["young_factor"] = _spread([c[3] for c in combos], 3, shape)
+    if dust_on:
+        for j, name in enumerate(("umin", "qpah", "gamma")):
+            intensive[name] = _spread([p[j] for p in dust_params], 4, shape)
+    intensive["frac_agn"] = _spread([p[0] for p in agn_params], 5, shape)
+    if agn_on:
+        intensive["av_agn"] = _spread([p[1] for p in agn_params], 5, shape)
+    return intensive
+
+
 def _build_arrays(config: FitConfig, filters: Sequence[str], redshifts: npt.ArrayLike) -> dict[str, Any]:
     """:func:`build_arrays`, untimed."""
     filters = tuple(filters)
@@ -368,29 +412,9 @@ def _build_arrays(config: FitConfig, filters: Sequence[str], redshifts: npt.Arra
 
     # --- per-model quantities -------------------------------------------------------------------
     def spread(values: npt.ArrayLike, dim: int) -> np.ndarray:
-        """Broadcast a per-dimension array to (M,) in the grid's model order."""
-        shp = [1] * len(shape)
-        shp[dim] = shape[dim]
-        return np.broadcast_to(np.asarray(values, dtype=np.float64).reshape(shp), shape).reshape(-1).copy()
+        return _spread(values, dim, shape)
 
-    intensive: dict[str, np.ndarray] = {"metallicity": spread(config.stellar.metallicity, 0)}
-    for name, values in sfh.params.items():
-        intensive[name] = spread(values, 1)
-    intensive["age_mw"] = spread(sfh.age_mw, 1)
-    if config.nebular.enabled:
-        intensive["logu"] = spread(config.nebular.logu, 2)
-    intensive["av"] = spread([c[0] for c in combos], 3)
-    if config.dust_attenuation.enabled:
-        if config.dust_attenuation.law == "modified_starburst":
-            intensive["delta"] = spread([c[1] for c in combos], 3)
-            intensive["bump"] = spread([c[2] for c in combos], 3)
-        intensive["young_factor"] = spread([c[3] for c in combos], 3)
-    if dust_on:
-        for j, name in enumerate(("umin", "qpah", "gamma")):
-            intensive[name] = spread([p[j] for p in dust_params], 4)
-    intensive["frac_agn"] = spread([p[0] for p in agn_params], 5)
-    if agn_on:
-        intensive["av_agn"] = spread([p[1] for p in agn_params], 5)
+    intensive = _intensive_arrays(config, sfh, combos, dust_on, dust_params, agn_on, agn_params, shape)
     missing = set(axes) - set(intensive)
     assert not missing, f"grid axes without intensive arrays: {missing}"
 
