@@ -79,6 +79,13 @@ def write_mock_catalog(path: Path, n: int = N_ROWS, seed: int = 3) -> Path:
     return path
 
 
+def sedscale_in(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m sedscale ARGS`` run in ``cwd`` with this interpreter's scripts on PATH."""
+    env = os.environ | {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    return subprocess.run([sys.executable, "-m", "sedscale", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
 # --- the LLM campaign shared by tests/campaign/test_llm_campaign.py and tests/report/test_llm_report.py
 
 #: the campaign tests' tiny grid, with a strict acceptance test so sources reach the LLM

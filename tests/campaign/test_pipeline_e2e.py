@@ -5,9 +5,6 @@ exports identical, the store readable by xarray, ``status`` and ``export`` consi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.campaign.mock_catalog import N_ROWS, PLANTED, TINY_WORKFLOW, write_mock_catalog
+from tests.campaign.mock_catalog import N_ROWS, PLANTED, TINY_WORKFLOW, write_mock_catalog, sedscale_in
 
 
 TIMING = ("fit_seconds",)
@@ -27,12 +24,6 @@ def assert_tables_identical(a, b) -> None:
 
     assert a.schema.equals(b.schema)
     pd.testing.assert_frame_equal(a.to_pandas(), b.to_pandas(), check_exact=True)  # wall-clock accounting: the only columns allowed to differ between runs
-
-
-def _sedscale(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = os.environ | {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
-    return subprocess.run([sys.executable, "-m", "sedscale", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +38,10 @@ def exports(mock_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     out = {}
     for site in ("local", "local-dask"):
         work = tmp_path_factory.mktemp(site)
-        proc = _sedscale("submit", str(mock_catalog), "--site", site, "--workflow",
+        proc = sedscale_in("submit", str(mock_catalog), "--site", site, "--workflow",
                          str(mock_catalog.parent / "tiny.yaml"), "--campaign", "camp", cwd=work)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        proc = _sedscale("export", "camp", "-o", "out.parquet", cwd=work)
+        proc = sedscale_in("export", "camp", "-o", "out.parquet", cwd=work)
         assert proc.returncode == 0, proc.stderr[-3000:]
         out[site] = work
     return out
@@ -91,7 +82,7 @@ def test_store_opens_with_xarray_and_status_agrees(exports: dict[str, Path]) -> 
     ds = xr.open_zarr(str(camp / "results.zarr"))
     present = ds.ints.sel(int_column="_present").values == 1
     assert present.sum() == N_ROWS
-    proc = _sedscale("status", str(camp), "--json", cwd=camp.parent)
+    proc = sedscale_in("status", str(camp), "--json", cwd=camp.parent)
     st = json.loads(proc.stdout)
     assert st["partitions_done"] == st["partitions_total"] == 8 and st["partitions_pending"] == 0
     assert st["sources_fitted"] + st["sources_quarantined"] + st["sources_failed"] == N_ROWS

@@ -5,10 +5,7 @@ small hard mock, then the results' ``policy`` and ``fit_config_id`` columns, the
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import pytest
 from sedscale.agent.trail import TRAIL_SCHEMA
 from sedscale.campaign.paths import CampaignPaths
 from sedscale.sed.config import FitConfig
-from tests.campaign.mock_catalog import TINY_WORKFLOW
+from tests.campaign.mock_catalog import TINY_WORKFLOW, sedscale_in
 
 #: the tiny grid, strict acceptance so the rules policy gets sources, two partitions
 RULES_WORKFLOW = (
@@ -31,12 +28,6 @@ RULES_WORKFLOW = (
 ROWS = 80
 
 
-def _sedscale(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = os.environ | {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
-    return subprocess.run([sys.executable, "-m", "sedscale", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
-
-
 @pytest.fixture(scope="module")
 def rules_campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished rules campaign (2 partitions), its results and trail exported by the CLI."""
@@ -46,11 +37,11 @@ def rules_campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
     table = make_mock("euclid", ROWS, seed=5, hard_fraction=0.6)
     pq.write_table(table.select([c for c in table.column_names if not c.startswith("truth")]), work / "cat.parquet")
     (work / "wf.yaml").write_text(RULES_WORKFLOW)
-    proc = _sedscale("submit", "cat.parquet", "--site", "local", "--workflow", "wf.yaml", "--campaign", "camp",
+    proc = sedscale_in("submit", "cat.parquet", "--site", "local", "--workflow", "wf.yaml", "--campaign", "camp",
                      cwd=work)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for args in (("-o", "out.parquet"), ("--trail", "-o", "trail.parquet")):
-        proc = _sedscale("export", "camp", *args, cwd=work)
+        proc = sedscale_in("export", "camp", *args, cwd=work)
         assert proc.returncode == 0, proc.stderr[-3000:]
     return work
 
@@ -118,12 +109,12 @@ def test_trail_export_refuses_a_campaign_without_trails(rules_campaign: Path, tm
     old = tmp_path / "old"
     shutil.copytree(rules_campaign / "camp", old)
     shutil.rmtree(old / "trails")  # as a campaign made before trails were kept
-    proc = _sedscale("export", str(old), "--trail", "-o", str(tmp_path / "t.parquet"), cwd=tmp_path)
+    proc = sedscale_in("export", str(old), "--trail", "-o", str(tmp_path / "t.parquet"), cwd=tmp_path)
     assert proc.returncode != 0 and "no agent trails" in proc.stderr
     assert not (tmp_path / "t.parquet").exists()
 
 
 def test_trail_export_of_a_folder_that_is_no_campaign_fails_clearly(tmp_path: Path) -> None:
-    proc = _sedscale("export", str(tmp_path), "--trail", "-o", str(tmp_path / "t.parquet"), cwd=tmp_path)
+    proc = sedscale_in("export", str(tmp_path), "--trail", "-o", str(tmp_path / "t.parquet"), cwd=tmp_path)
     assert proc.returncode != 0 and "not a campaign" in proc.stderr
     assert np.size(list(tmp_path.iterdir())) == 0
