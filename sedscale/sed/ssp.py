@@ -26,6 +26,7 @@ import numpy as np
 
 from sedscale.sed import wavegrid
 from sedscale.sed.data import STELLAR_FILE, grid_file
+from sedscale.sed.derived_cache import cached_arrays
 from sedscale.results import STELLAR_IMF
 
 #: Metallicities of the BC03 grids in units of Z☉ (Z☉ = 0.02).
@@ -130,9 +131,8 @@ class SSPGrid:
     surviving_frac: np.ndarray  # (7, n_age) living stars + remnants (BC03's M*) per M☉ formed
 
 
-@lru_cache(maxsize=1)
-def load_ssp() -> SSPGrid:
-    """Read, age-bin and wavelength-resample the BC03 grids (cached per process, ~1 s)."""
+def _derive_ssp() -> dict[str, np.ndarray]:
+    """Read, age-bin and wavelength-resample the BC03 grids (~1 s)."""
     from astropy.io import fits
 
     with fits.open(grid_file(STELLAR_FILE), memmap=False) as hdul:
@@ -145,7 +145,17 @@ def load_ssp() -> SSPGrid:
     for i, grid in enumerate(raw):  # 7 metallicities, not per model
         spectra[i] = wavegrid.rebin(wave, mat @ grid)
     living = np.stack([np.interp(AGE_CENTRES_YR, raw_ages, live[:, i]) for i in range(METALLICITIES.size)])
-    surviving = living + remnant_fraction(living)
+    return {"spectra": spectra, "living": living, "surviving": living + remnant_fraction(living)}
+
+
+@lru_cache(maxsize=1)
+def load_ssp() -> SSPGrid:
+    """The BC03 grids on sedscale's age bins and wavelengths: derived once per data file and sed
+    code (:mod:`sedscale.sed.derived_cache`), then loaded (cached per process)."""
+    path = grid_file(STELLAR_FILE)
+    stat = path.stat()
+    arrays = cached_arrays("ssp", f"{path.name};{stat.st_size};{stat.st_mtime_ns}", _derive_ssp)
+    spectra, living, surviving = arrays["spectra"], arrays["living"], arrays["surviving"]
     for arr in (spectra, living, surviving):
         arr.flags.writeable = False
     return SSPGrid(spectra=spectra, living_frac=living, surviving_frac=surviving)
