@@ -12,6 +12,39 @@ if TYPE_CHECKING:
 
 import pytest
 
+#: The session's own sedscale cache (grids, derived arrays, the numba kernel), set as
+#: ``$SEDSCALE_CACHE_DIR`` for this process and every command the tests start.
+_SESSION_CACHE: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the session a private sedscale cache, seeded with the user's compiled kernel.
+
+    Why: grids are cached per user and shared by every campaign and checkout, and some tests
+    delete the cached grids on purpose (the crash test's "grid" rounds); a session must neither
+    read grids another run is writing or deleting nor delete a developer's own cache. Copying
+    the compiled kernel (a few MB; ``scripts/install.sh`` compiles it) keeps the session from
+    compiling it again; compiled and loaded kernels give the same bits."""
+    global _SESSION_CACHE
+    import shutil
+    import tempfile
+
+    from sedscale.cache_dirs import cache_root
+
+    user_kernel = cache_root() / "numba"
+    _SESSION_CACHE = Path(tempfile.mkdtemp(prefix="sedscale-test-cache-"))
+    if user_kernel.is_dir():
+        shutil.copytree(user_kernel, _SESSION_CACHE / "numba")
+    os.environ["SEDSCALE_CACHE_DIR"] = str(_SESSION_CACHE)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the session's private cache (gigabytes of grids after a full run)."""
+    import shutil
+
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
 def sedscale_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
