@@ -88,13 +88,19 @@ def sedscale_in(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 # --- the LLM campaign shared by tests/campaign/test_llm_campaign.py and tests/report/test_llm_report.py
 
+def strict_agent_workflow(name: str, rows_per_partition: int, policy: str, budgets: str) -> str:
+    """The campaign tests' tiny grid with a strict acceptance test, so sources reach the agent."""
+    return (
+        TINY_WORKFLOW.replace("name: tiny", f"name: {name}")
+        .replace("rows_per_partition: 2500", f"rows_per_partition: {rows_per_partition}")
+        .replace("policy: none", "acceptance: {chi2_red_max: 1.5, band_sigma_max: 2.5, min_good_models: 1}\n"
+                 f"policy: {policy}\nbudgets: {{{budgets}}}")
+    )
+
+
 #: the campaign tests' tiny grid, with a strict acceptance test so sources reach the LLM
-LLM_WORKFLOW = (
-    TINY_WORKFLOW.replace("name: tiny", "name: llm-tiny")
-    .replace("rows_per_partition: 2500", "rows_per_partition: 60")
-    .replace("policy: none", "acceptance: {chi2_red_max: 1.5, band_sigma_max: 2.5, min_good_models: 1}\n"
-             "policy: llm\nbudgets: {max_agent_steps: 2, max_tokens_per_source: 4000, max_agent_fraction: 1.0}")
-)
+LLM_WORKFLOW = strict_agent_workflow("llm-tiny", 60, "llm",
+                                     "max_agent_steps: 2, max_tokens_per_source: 4000, max_agent_fraction: 1.0")
 LLM_CAMPAIGN_ROWS = 120
 
 

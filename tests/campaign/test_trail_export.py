@@ -16,15 +16,10 @@ import pytest
 from sedscale.agent.trail import TRAIL_SCHEMA
 from sedscale.campaign.paths import CampaignPaths
 from sedscale.sed.config import FitConfig
-from tests.campaign.mock_catalog import TINY_WORKFLOW, sedscale_in
+from tests.campaign.mock_catalog import sedscale_in, strict_agent_workflow
 
 #: the tiny grid, strict acceptance so the rules policy gets sources, two partitions
-RULES_WORKFLOW = (
-    TINY_WORKFLOW.replace("name: tiny", "name: rules-tiny")
-    .replace("rows_per_partition: 2500", "rows_per_partition: 40")
-    .replace("policy: none", "acceptance: {chi2_red_max: 1.5, band_sigma_max: 2.5, min_good_models: 1}\n"
-             "policy: rules\nbudgets: {max_agent_steps: 2, max_agent_fraction: 1.0}")
-)
+RULES_WORKFLOW = strict_agent_workflow("rules-tiny", 40, "rules", "max_agent_steps: 2, max_agent_fraction: 1.0")
 ROWS = 80
 
 
