@@ -16,11 +16,13 @@ if [ "${1:-}" = "test" ]; then
 else
   python -m pip install -q -e .
 fi
-# Compile the fused chi2 kernel into sedscale's numba cache now, once (tens of seconds), so the first
-# fit or campaign loads it instead of compiling it (sedscale/sed/warmup.py). The cache is keyed by the
-# kernel's source, numba, Python and the CPU, under $SEDSCALE_CACHE_DIR/numba or ~/.cache/sedscale/numba
-# ($XDG_CACHE_HOME honoured): run this as the user (and on the CPU type) that will run sedscale.
-# SEDSCALE_NO_WARMUP=1 skips it (the first fit then compiles).
+# Compile the fused chi2 kernel into sedscale's numba cache and build the README demo's triage grids
+# into the shared grid cache, once, in parallel (~20 s on 2 cores), so the demo's first partition
+# loads them instead of building them (sedscale/commands/prepare.py; results do not depend on it).
+# Both caches live under $SEDSCALE_CACHE_DIR or ~/.cache/sedscale ($XDG_CACHE_HOME honoured): run
+# this as the user (and on the CPU type) that will run sedscale. For your own catalog, run
+# `sedscale prepare CATALOG --workflow W --site S` before `sedscale submit`.
+# SEDSCALE_NO_WARMUP=1 skips it (the first fit then compiles the kernel and builds its grids).
 if [ -z "${SEDSCALE_NO_WARMUP:-}" ]; then
-  python -m sedscale.sed.warmup >/dev/null
+  python -m sedscale prepare examples/euclid_mock_2k.parquet --site local >/dev/null
 fi

@@ -14,12 +14,19 @@ one unit. A column with no recorded unit passes: most Parquet catalogs record no
 from __future__ import annotations
 
 import re
-from typing import Literal, Mapping, Optional, Protocol
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal, Mapping, Optional, Protocol
 
-import astropy.units as u
 import numpy as np
 
 from sedscale.errors import CatalogError
+
+if TYPE_CHECKING:
+    import astropy.units as u
+
+# astropy.units is imported where a unit is parsed or converted, not at module load: this module
+# is on every worker's import path (validation), and µJy, the generic profile's unit, needs no
+# conversion (importing astropy.units cost each worker ~0.3 s before its first partition).
 
 FluxUnit = Literal["uJy", "nJy", "mJy", "Jy", "ABmag"]
 FLUX_UNITS: tuple[str, ...] = ("uJy", "nJy", "mJy", "Jy", "ABmag")
@@ -28,8 +35,13 @@ MAG_SENTINEL = 90.0
 _LN10_OVER_2P5 = np.log(10.0) / 2.5
 
 
+@lru_cache(maxsize=32)
 def flux_factor_to_ujy(unit: str) -> float:
     """Multiplicative factor from a linear flux-density unit to µJy (via astropy.units)."""
+    if unit == "uJy":
+        return 1.0
+    import astropy.units as u
+
     return float((1.0 * u.Unit(unit)).to(u.uJy).value)
 
 
@@ -41,6 +53,8 @@ def to_microjansky(values: np.ndarray, errors: np.ndarray, unit: str) -> tuple[n
     values = np.asarray(values, dtype=np.float64)
     errors = np.asarray(errors, dtype=np.float64)
     if unit == "ABmag":
+        import astropy.units as u
+
         sentinel = np.abs(values) >= MAG_SENTINEL
         with np.errstate(invalid="ignore", over="ignore"):
             mags = np.where(sentinel, np.nan, values)
@@ -71,6 +85,8 @@ def is_magnitude(text: str) -> bool:
 
 def parse_unit(text: str) -> Optional[u.UnitBase]:
     """The astropy unit a file's unit string names (``None`` for a magnitude); ValueError if none."""
+    import astropy.units as u
+
     if is_magnitude(text):
         return None
     unit = u.Unit(_normalise(text), parse_strict="raise")
@@ -80,6 +96,8 @@ def parse_unit(text: str) -> Optional[u.UnitBase]:
 
 
 def _same_flux_unit(file_unit: u.UnitBase, profile_unit: str) -> bool:
+    import astropy.units as u
+
     target = u.Unit(profile_unit)
     if not file_unit.is_equivalent(target):
         return False

@@ -28,15 +28,39 @@ def get_cosmology(name: str = "Planck18"):
     return getattr(realizations, name)
 
 
+def _tabulated(name: str) -> dict[str, np.ndarray]:
+    """log10 d_L(Mpc) and log10 age(Gyr) of cosmology ``name`` at the splines' knots, from
+    astropy — kept in the derived-array cache (:mod:`sedscale.sed.derived_cache`), keyed by the
+    astropy version: importing astropy.cosmology and integrating 3,000 redshifts cost a worker
+    ~2 s before its first grid node, and the cached knots give the same splines bit for bit."""
+    from importlib.metadata import version
+
+    from sedscale.sed.derived_cache import cached_arrays
+
+    def build() -> dict[str, np.ndarray]:
+        cos = get_cosmology(name)
+        x_d, x_a = _distance_knots(), _age_knots()
+        return {"log_dl": np.log10(cos.luminosity_distance(10**x_d).to_value("Mpc")),
+                "log_age": np.log10(cos.age(10**x_a - 1.0).to_value("Gyr"))}
+
+    return cached_arrays("cosmology", f"{name};astropy={version('astropy')}", build)
+
+
+def _distance_knots() -> np.ndarray:
+    return np.linspace(np.log10(Z_DISTANCE_FLOOR), np.log10(20.0), 1500)
+
+
+def _age_knots() -> np.ndarray:
+    return np.linspace(0.0, np.log10(21.0), 1500)
+
+
 @lru_cache(maxsize=8)
 def _distance_spline(name: str):
     """Cubic spline of log10 d_L(Mpc) in log10 z, 0.001 ≤ z ≤ 20 (relative error < 1e-6):
     astropy integrates numerically per redshift (massive neutrinos), too slow for 10^3 nodes."""
     from scipy.interpolate import CubicSpline
 
-    x = np.linspace(np.log10(Z_DISTANCE_FLOOR), np.log10(20.0), 1500)
-    d = get_cosmology(name).luminosity_distance(10**x).to_value("Mpc")
-    return CubicSpline(x, np.log10(d))
+    return CubicSpline(_distance_knots(), _tabulated(name)["log_dl"])
 
 
 def luminosity_distance_cm(z: np.ndarray | float, name: str = "Planck18") -> np.ndarray:
@@ -52,8 +76,7 @@ def _age_spline(name: str):
     """Cubic spline of log10 age(Gyr) in log10(1+z), 0 ≤ z ≤ 20 (relative error < 1e-6)."""
     from scipy.interpolate import CubicSpline
 
-    x = np.linspace(0.0, np.log10(21.0), 1500)
-    return CubicSpline(x, np.log10(get_cosmology(name).age(10**x - 1.0).to_value("Gyr")))
+    return CubicSpline(_age_knots(), _tabulated(name)["log_age"])
 
 
 def age_gyr(z: np.ndarray | float, name: str = "Planck18") -> np.ndarray:

@@ -132,28 +132,57 @@ LATTICE_BLOCK = 8
 #: on its own: tests/sed/test_lattice_cache.py), so results are bit-identical either way.
 SPARSE_BLOCK_NODES = 2
 
+#: ... unless the call as a whole needs at least this share of the nodes of the blocks it touches:
+#: a partition's triage fit (hundreds of sources over the lattice), whose blocks the next
+#: partitions and the next campaign of the same configuration need again. Building its sparse
+#: blocks whole and caching them costs the first partition a few more nodes and spares every later
+#: one (a repeated configuration builds nothing); an agent re-fit of a few sources stays sparse.
+DENSE_CALL_FRACTION = 0.5
+
 #: Number of grid builds (cache misses) in this process: lets tests prove reuse.
 BUILD_COUNT = {"grids": 0, "nodes": 0}
+
+
+def lattice_blocks(config: FitConfig, redshifts: np.ndarray) -> np.ndarray:
+    """The lattice blocks (of :data:`LATTICE_BLOCK` nodes) that known-z fits of ``redshifts``
+    read, sorted: what :func:`build_lattice_block` builds ahead of a campaign."""
+    return np.unique(known_z_cells(config, redshifts) // LATTICE_BLOCK)
+
+
+def lattice_block_nodes(config: FitConfig, block: int) -> np.ndarray:
+    """The redshifts of lattice block ``block``: nodes ``block·8 … block·8 + 7``."""
+    return lattice_nodes(config, np.arange(block * LATTICE_BLOCK, (block + 1) * LATTICE_BLOCK, dtype=np.int64))
+
+
+def build_lattice_block(config: FitConfig, filters: Sequence[str], block: int,
+                        cache_dir: Path | None = None) -> ModelGrid:
+    """Lattice block ``block`` whole, cached like any grid."""
+    return build_grid(config, filters, lattice_block_nodes(config, block), cache_dir)
 
 
 def build_lattice_grid(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray,
                        cache_dir: Path | None = None) -> ModelGrid:
     """The grid at the known-z lattice nodes bracketing ``redshifts``, assembled from cached
-    blocks of :data:`LATTICE_BLOCK` consecutive nodes (each block: :func:`build_grid`)."""
+    blocks of :data:`LATTICE_BLOCK` consecutive nodes (each block: :func:`build_grid`; a block
+    only one source needs is built for its nodes alone, unless the call is dense:
+    :data:`SPARSE_BLOCK_NODES`, :data:`DENSE_CALL_FRACTION`)."""
     cells = known_z_cells(config, redshifts)
     if cells.size == 0:
         raise ValueError("no usable redshift")
     parts = []
-    for blk in np.unique(cells // LATTICE_BLOCK):
+    blocks = np.unique(cells // LATTICE_BLOCK)
+    dense_call = cells.size >= DENSE_CALL_FRACTION * blocks.size * LATTICE_BLOCK
+    for blk in blocks:
         block_cells = np.arange(blk * LATTICE_BLOCK, (blk + 1) * LATTICE_BLOCK, dtype=np.int64)
         needed = cells[cells // LATTICE_BLOCK == blk]
         block_nodes = lattice_nodes(config, block_cells)
-        if needed.size <= SPARSE_BLOCK_NODES and not _cached(config, filters, block_nodes, cache_dir):
+        if (not dense_call and needed.size <= SPARSE_BLOCK_NODES
+                and not is_cached(config, filters, block_nodes, cache_dir)):
             # not written to disk: one source's nodes under (mostly) a one-off configuration
             grid = build_grid(config, filters, lattice_nodes(config, needed), cache_dir, persist=False)
             parts.append((grid, np.arange(needed.size)))
             continue
-        grid = build_grid(config, filters, block_nodes, cache_dir)
+        grid = build_lattice_block(config, filters, int(blk), cache_dir)
         take = np.flatnonzero(np.isin(block_cells, cells))
         parts.append((grid, take))
     first = parts[0][0]
@@ -200,7 +229,7 @@ def _cache_slot(config: FitConfig, filters: tuple[str, ...], z: np.ndarray,
     return key, (Path(cache_dir) / f"grid-{key[:32]}.npz" if cache_dir is not None else None)
 
 
-def _cached(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray, cache_dir: Path | None) -> bool:
+def is_cached(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray, cache_dir: Path | None) -> bool:
     """Whether :func:`build_grid` would find this grid in memory or on disk (no build)."""
     key, path = _cache_slot(config, tuple(filters), np.asarray(redshifts, dtype=np.float64).reshape(-1), cache_dir)
     with _MEMORY_LOCK:

@@ -59,3 +59,31 @@ def test_a_damaged_cache_file_is_derived_again(own_cache: Path) -> None:
     assert len(calls) == 2
     np.testing.assert_array_equal(cached_arrays("probe", "k", build)["x"], np.arange(5.0))
     assert len(calls) == 2
+
+
+def test_cosmology_splines_from_the_cache_agree_with_astropy(own_cache: Path) -> None:
+    from astropy.cosmology import realizations
+
+    from sedscale.sed import cosmology
+
+    z = np.array([0.0013, 0.1, 0.87, 2.5, 7.3, 19.0])
+    cosmology._distance_spline.cache_clear()
+    cosmology._age_spline.cache_clear()
+    cold = (cosmology.luminosity_distance_cm(z), cosmology.age_gyr(z))  # astropy, then written
+    assert len(list(own_cache.glob("cosmology-*.npz"))) == 1
+    cosmology._distance_spline.cache_clear()
+    cosmology._age_spline.cache_clear()
+    warm = (cosmology.luminosity_distance_cm(z), cosmology.age_gyr(z))  # from the cache
+    for a, b in zip(cold, warm):
+        np.testing.assert_array_equal(a, b)
+    planck = realizations.Planck18
+    np.testing.assert_allclose(warm[0] / cosmology.MPC_CM, planck.luminosity_distance(z).to_value("Mpc"), rtol=1e-6)
+    np.testing.assert_allclose(warm[1], planck.age(z).to_value("Gyr"), rtol=1e-6)
+
+
+def test_the_written_out_cosmology_names_are_astropys() -> None:
+    from astropy.cosmology import realizations
+
+    from sedscale.sed.config import ASTROPY_REALIZATIONS
+
+    assert set(ASTROPY_REALIZATIONS) == set(realizations.available)

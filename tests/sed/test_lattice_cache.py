@@ -126,3 +126,25 @@ def test_a_sparse_pair_is_not_written_to_disk(tmp_path):
     assert not list(tmp_path.glob("grid-*.npz"))
     grid_mod.build_lattice_grid(cfg, BANDS, np.linspace(0.57, 0.58, 12), cache_dir=tmp_path)  # a dense block
     assert list(tmp_path.glob("grid-*.npz"))
+
+
+def test_a_dense_call_caches_every_block_it_touches_so_a_repeat_builds_nothing(tmp_path):
+    """A partition's triage fit needs most nodes of its blocks: the block where only one source
+    sits is built whole and cached too, so the next campaign of this configuration builds nothing."""
+    cfg = FitConfig.from_dict(TINY)
+    crowded = np.linspace(0.50, 0.53, 40)  # every node of a few blocks
+    lone = np.array([0.6123])  # one source's pair in a block of its own
+    z = np.concatenate([crowded, lone])
+    cells = grid_mod.known_z_cells(cfg, z)
+    lone_block = grid_mod.known_z_cells(cfg, lone)[0] // grid_mod.LATTICE_BLOCK
+    assert np.count_nonzero(cells // grid_mod.LATTICE_BLOCK == lone_block) <= grid_mod.SPARSE_BLOCK_NODES
+    blocks = np.unique(cells // grid_mod.LATTICE_BLOCK)
+    assert cells.size >= grid_mod.DENSE_CALL_FRACTION * blocks.size * grid_mod.LATTICE_BLOCK
+    grid_mod.clear_memory_cache()
+    first = grid_mod.build_lattice_grid(cfg, BANDS, z, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("grid-*.npz"))) == blocks.size  # the lone block's too
+    grid_mod.clear_memory_cache()  # a new campaign's worker
+    before = dict(grid_mod.BUILD_COUNT)
+    again = grid_mod.build_lattice_grid(cfg, BANDS, z, cache_dir=tmp_path)
+    assert grid_mod.BUILD_COUNT == before
+    np.testing.assert_array_equal(again.flux, first.flux)
