@@ -29,6 +29,10 @@ def register(app: typer.Typer) -> None:
         details: Optional[Path] = typer.Option(None, "--details", help="agent-quality: also write the ratios, per-class figures and targets here."),
         workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="agent-quality: workflow name or YAML (default: default)."),
         seed: int = typer.Option(0, "--seed", help="agent-quality: agent seed and the rules_kb half split."),
+        exhaustive_changes: Optional[int] = typer.Option(
+            None, "--exhaustive-changes", min=0,
+            help="agent-quality: bound the exhaustive grid to the families at most N discrete choices (SFH family, "
+                 "attenuation law, AGN mode) from the triage configuration (default: all 29 families)."),
     ) -> None:
         """Run the benchmarks of every layer and print each figure beside its target."""
         import json
@@ -45,7 +49,8 @@ def register(app: typer.Typer) -> None:
             if catalog is None:
                 raise InputError(f"{AGENT_QUALITY} needs --catalog FILE.parquet (a catalog with truth_* columns)")
             run_agent_quality(catalog, json_out=json_out, details_out=details, llm_url=llm_url, llm_model=llm_model,
-                              knowledge=knowledge, workflow=workflow, seed=seed)
+                              knowledge=knowledge, workflow=workflow, seed=seed,
+                              exhaustive_changes=exhaustive_changes)
             return
         chosen = tuple(names) if names else (ALL if run_all else QUICK)
         unknown = [n for n in chosen if n not in BENCHES]
@@ -69,7 +74,7 @@ def register(app: typer.Typer) -> None:
 
 def run_agent_quality(catalog: Path, *, json_out: Optional[Path], details_out: Optional[Path],
                       llm_url: Optional[str], llm_model: Optional[str], knowledge: Optional[Path],
-                      workflow: Optional[str], seed: int) -> None:
+                      workflow: Optional[str], seed: int, exhaustive_changes: Optional[int] = None) -> None:
     """``sedscale bench agent-quality``: every strategy on the catalog, a progress bar on stderr,
     the tables on stdout, OUT.json exactly the issue's object."""
     import json
@@ -84,7 +89,7 @@ def run_agent_quality(catalog: Path, *, json_out: Optional[Path], details_out: O
     from sedscale.report.agent_quality_summary import bench_object, details_object
     from sedscale.report.agent_quality_table import print_report
 
-    inputs = load_inputs(catalog, workflow=workflow, seed=seed)
+    inputs = load_inputs(catalog, workflow=workflow, seed=seed, exhaustive_changes=exhaustive_changes)
     endpoint = LLMEndpoint.at_url(llm_url, llm_model) if llm_url else None
     kb = KnowledgeBase.load(knowledge) if knowledge is not None else None
     with progress_bar() as bar:

@@ -42,6 +42,7 @@ from sedscale.report.agent_quality_metrics import (
 )
 from sedscale.sed.api import FitResult, fit_photometry
 from sedscale.sed.config import FitConfig
+from sedscale.sed.grid import clear_memory_cache
 
 #: Called with (strategy, sources or member-chunks done, total) as a strategy advances.
 Progress = Callable[[str, int, int], None]
@@ -88,6 +89,8 @@ class BenchInputs:
     truth: Truth
     options: FitOptions
     seed: int = 0
+    #: The exhaustive grid's bound (:func:`exhaustive_configs`): None, every family of the action space.
+    exhaustive_changes: Optional[int] = None
 
 
 def _run(phot: Photometry, result_estimates: dict[str, np.ndarray], accepted: np.ndarray, models: np.ndarray,
@@ -121,7 +124,7 @@ def run_exhaustive(inp: BenchInputs, progress: Progress) -> StrategyRun:
     """Every member of the exhaustive grid; per source the estimates of its lowest best χ²."""
     t0 = time.perf_counter()
     phot, n = inp.phot, len(inp.phot.source_id)
-    members = exhaustive_configs(inp.options.fit_config)
+    members = exhaustive_configs(inp.options.fit_config, inp.exhaustive_changes)
     best_chi2 = np.full(n, np.inf)
     est = {k: np.full(n, np.nan) for k in ESTIMATES}
     accepted = np.zeros(n, bool)
@@ -140,7 +143,10 @@ def run_exhaustive(inp: BenchInputs, progress: Progress) -> StrategyRun:
             accepted[take] = inp.options.acceptance.passes_array(result)[better]
             done += 1
             progress("exhaustive", done, total)
-    return _run(phot, est, accepted, counter.per_source(phot.source_id), time.perf_counter() - t0)
+        clear_memory_cache()  # a member's grids are not read again: 29 members would not fit in memory
+    note = (f"{len(members)} families" + ("" if inp.exhaustive_changes is None
+                                          else f", at most {inp.exhaustive_changes} discrete change(s) from triage"))
+    return _run(phot, est, accepted, counter.per_source(phot.source_id), time.perf_counter() - t0, note=note)
 
 
 def run_policy(inp: BenchInputs, phot: Photometry, options: FitOptions, knowledge: KnowledgeBase,
@@ -216,7 +222,7 @@ def truth_of(table: pa.Table, row_index: np.ndarray, source_id: np.ndarray) -> T
 
 
 def load_inputs(catalog: Path, *, workflow: Optional[str] = None, cache_dir: Optional[Path] = None,
-                seed: int = 0) -> BenchInputs:
+                seed: int = 0, exhaustive_changes: Optional[int] = None) -> BenchInputs:
     """The catalog's rows, validated with the workflow's rules (its profile), those with a known
     redshift kept (the benchmark fits known redshifts), with their truth columns."""
     import pyarrow.parquet as pq
@@ -236,4 +242,4 @@ def load_inputs(catalog: Path, *, workflow: Optional[str] = None, cache_dir: Opt
     phot = phot.take(np.flatnonzero(np.isfinite(phot.redshift)))
     if len(phot.source_id) == 0:
         raise InputError(f"{catalog}: no source passes validation with a redshift")
-    return BenchInputs(phot, truth_of(table, phot.row_index, phot.source_id), options, seed)
+    return BenchInputs(phot, truth_of(table, phot.row_index, phot.source_id), options, seed, exhaustive_changes)

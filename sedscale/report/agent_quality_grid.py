@@ -13,14 +13,11 @@ without a usable redshift or any observed band is not fitted: 0.
 the union of the configuration families :func:`sedscale.agent.apply.action_space_configs`
 enumerates (every SFH family incl. the burst, every attenuation law with its slopes, the AGN off
 / in its IR mode / in its wavelength mode, A_V up to 8 mag, nebular log U −3 … −1, each family at
-the widest value lists that stay within the agent's ``ApplyLimits``), *bounded* to the families
-at most ONE discrete choice (SFH family, attenuation law, AGN mode) away from the workflow's
-triage configuration. The full enumeration (29 families, 646,380 models per node at the
-defaults) is 4.2× the bounded union (8 families, 153,900 models per node), and the grid builds,
-which dominate, scale with it: the bounded union took 106 s of wall time at 400 sources on the
-2-core machine at load ~1 (docs/AGENT.md, "Does the agent earn its tokens?"), the full one would take
-~4×. Combinations of two discrete changes (e.g. burst + AGN) are left out. The benchmark takes,
-per source, the estimates of the member with the lowest best χ² (ties: the earlier member).
+the widest value lists that stay within the agent's ``ApplyLimits``): 29 families, 646,380 models
+per node at the defaults. ``max_changes`` bounds it to the families at most that many discrete
+choices (SFH family, attenuation law, AGN mode) away from the workflow's triage configuration
+(1: 8 families, 153,900 models per node — what earlier runs used, ~4× cheaper). The benchmark
+takes, per source, the estimates of the member with the lowest best χ² (ties: the earlier member).
 """
 
 from __future__ import annotations
@@ -41,9 +38,11 @@ def discrete_changes(base: FitConfig, config: FitConfig) -> int:
             + int(agn != base_agn))
 
 
-def exhaustive_configs(base: FitConfig, max_changes: int = 1) -> list[FitConfig]:
-    """The members of the exhaustive grid (module docstring), in the action space's order."""
-    return [c for c in action_space_configs(base) if discrete_changes(base, c) <= max_changes]
+def exhaustive_configs(base: FitConfig, max_changes: int | None = None) -> list[FitConfig]:
+    """The members of the exhaustive grid (module docstring), in the action space's order: every
+    family, or (``max_changes``) those at most that many discrete choices from ``base``."""
+    members = action_space_configs(base)
+    return members if max_changes is None else [c for c in members if discrete_changes(base, c) <= max_changes]
 
 
 def evaluations_per_source(config: FitConfig, redshift: np.ndarray, observed: np.ndarray) -> np.ndarray:

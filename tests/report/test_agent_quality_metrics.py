@@ -89,12 +89,13 @@ def test_evaluations_match_the_grids_valid_mask() -> None:
 
 
 def test_exhaustive_union_spans_the_action_space() -> None:
-    """Every SFH family, attenuation law and AGN mode, A_V to 8 mag, log U up to −1: the action
-    space's families at most one discrete change from the triage configuration."""
+    """Every SFH family, attenuation law and AGN mode, A_V to 8 mag, log U up to −1: every family
+    of the action space, or (bounded) those at most one discrete change from triage."""
     from sedscale.agent.apply import action_space_configs
 
     base = FitConfig()
-    members = exhaustive_configs(base)
+    assert [m.hash() for m in exhaustive_configs(base)] == [c.hash() for c in action_space_configs(base)]
+    members = exhaustive_configs(base, max_changes=1)
     assert {m.sfh.family for m in members} == {"delayed", "exponential", "constant", "delayed_burst"}
     assert {m.dust_attenuation.law for m in members} == {"calzetti", "smc", "modified_starburst"}
     assert {(m.agn.enabled, m.agn.fraction_at if m.agn.enabled else None) for m in members} == \
