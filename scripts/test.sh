@@ -16,7 +16,7 @@ fi
 # Types first: the package is type-checked by mypy (configuration in pyproject.toml).
 python -m mypy
 set +e
-python -m pytest "$@"
+python -m pytest --durations=30 "$@"  # the 30 slowest tests, to see where the suite's time goes
 code=$?
 set -e
 if [ "$code" -eq 5 ]; then
