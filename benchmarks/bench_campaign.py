@@ -252,8 +252,10 @@ def bench_first_commit(runs: int, workdir: Path, cache: Path | None, install_war
     out = []
     if install_warmup:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "sedscale", "prepare", str(DEMO_CATALOG), "--site", "local"],
-                       check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        step = subprocess.run([sys.executable, "-m", "sedscale", "prepare", str(DEMO_CATALOG), "--site", "local"],
+                              env=env, capture_output=True, text=True)
+        if step.returncode != 0:
+            raise SystemExit(f"sedscale prepare failed ({step.returncode}):\n{step.stderr[-3000:]}")
         out.append({"bench": "first_commit", "step": "install step (sedscale prepare DEMO: kernel + demo grids)",
                     "seconds": round(time.perf_counter() - t0, 2)})
     for i in range(runs):

@@ -45,7 +45,7 @@ def prepare(
     wf = load_workflow(workflow)
     target = cache_dir or grid_cache_dir(load_site(site).grid_cache)
     source, prof = open_for_profile(catalog_arg(catalog), profile or wf.profile)
-    blocks, n_known = _known_z_blocks(source, prof, wf.fit)
+    blocks, n_known = _known_z_blocks(source, prof, wf.fit, wf.validation_rules().redshift_max)
     want_photoz = (wf.photoz and n_known < source.num_rows) if photoz is None else photoz
     with progress_bar() as bar:
         task = bar.add_task("building grids", total=None, rate="")
@@ -57,9 +57,12 @@ def prepare(
                   f"photo-z grid {report.photoz_grid}; into {target} in {report.seconds:.1f} s")
 
 
-def _known_z_blocks(source: CatalogSource, profile: CatalogProfile, config: FitConfig) -> tuple[np.ndarray, int]:
+def _known_z_blocks(source: CatalogSource, profile: CatalogProfile, config: FitConfig,
+                    redshift_max: float) -> tuple[np.ndarray, int]:
     """The lattice blocks the catalog's redshifts need, and how many rows have one — read batch by
-    batch from the redshift column alone (bounded memory at any catalog size)."""
+    batch from the redshift column alone (bounded memory at any catalog size). A redshift outside
+    [0, ``redshift_max``] counts as given (validation quarantines its row; it is not fitted for a
+    photo-z) but needs no block."""
     import numpy as np
     import pyarrow as pa
 
@@ -73,8 +76,9 @@ def _known_z_blocks(source: CatalogSource, profile: CatalogProfile, config: FitC
     for cf in source.files:
         for col in iter_column(source.form, cf.path, profile.redshift):
             z = col.cast(pa.float64()).fill_null(float("nan")).to_numpy(zero_copy_only=False)
-            z = z[np.isfinite(z) & (z >= 0)]
+            z = z[np.isfinite(z)]
             n_known += int(z.size)
+            z = z[(z >= 0) & (z <= redshift_max)]
             if z.size:
                 blocks = np.union1d(blocks, lattice_blocks(config, z))
     return blocks, n_known

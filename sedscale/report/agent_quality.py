@@ -143,7 +143,9 @@ def run_exhaustive(inp: BenchInputs, progress: Progress) -> StrategyRun:
             accepted[take] = inp.options.acceptance.passes_array(result)[better]
             done += 1
             progress("exhaustive", done, total)
-        clear_memory_cache()  # a member's grids are not read again: 29 members would not fit in memory
+        # a member's grids are not read again (29 members would not fit in memory); the triage
+        # configuration's stay for the strategies after this one
+        clear_memory_cache(keep_config=inp.options.fit_config.hash())
     note = (f"{len(members)} families" + ("" if inp.exhaustive_changes is None
                                           else f", at most {inp.exhaustive_changes} discrete change(s) from triage"))
     return _run(phot, est, accepted, counter.per_source(phot.source_id), time.perf_counter() - t0, note=note)

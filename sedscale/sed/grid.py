@@ -216,10 +216,19 @@ def grid_cache_key(config: FitConfig, filters: Sequence[str], redshifts: np.ndar
     return h.hexdigest()
 
 
-def clear_memory_cache() -> None:
-    """Forget every in-memory grid (tests; memory pressure)."""
+def clear_memory_cache(keep_config: str | None = None) -> None:
+    """Forget every in-memory grid (tests; memory pressure) but those of the configuration whose
+    hash is ``keep_config``."""
     with _MEMORY_LOCK:
-        _MEMORY_CACHE.clear()
+        for key in [k for k, g in _MEMORY_CACHE.items() if keep_config is None or g.config_hash != keep_config]:
+            del _MEMORY_CACHE[key]
+
+
+def is_on_disk(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray, cache_dir: Path) -> bool:
+    """Whether this grid's file is in ``cache_dir`` (what another process would find; the memory
+    cache of this one does not count)."""
+    _, path = _cache_slot(config, tuple(filters), np.asarray(redshifts, dtype=np.float64).reshape(-1), cache_dir)
+    return path is not None and path.exists()
 
 
 def _cache_slot(config: FitConfig, filters: tuple[str, ...], z: np.ndarray,

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sedscale.sed.config import FitConfig
-from sedscale.sed.grid import (LATTICE_BLOCK, build_grid, build_lattice_block, is_cached, lattice_block_nodes,
+from sedscale.sed.grid import (LATTICE_BLOCK, build_grid, build_lattice_block, is_on_disk, lattice_block_nodes,
                                photoz_nodes)
 
 
@@ -71,13 +71,13 @@ def prebuild(config: FitConfig, filters: Sequence[str], blocks: np.ndarray, cach
              on_progress: Callable[[int, int], None] | None = None) -> PrebuildReport:
     """Build the known-z lattice ``blocks`` (and, with ``photoz``, the photo-z grid) of ``config``
     in ``filters`` into ``cache_dir``, and compile the kernel (``kernel``), in ``workers``
-    processes. Blocks already cached are skipped. ``on_progress(done, total)`` after each job."""
+    processes. Blocks whose file is already in ``cache_dir`` are skipped. ``on_progress(done, total)`` after each job."""
     t0 = time.perf_counter()
     filters = tuple(filters)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    todo = [int(b) for b in blocks if not is_cached(config, filters, lattice_block_nodes(config, int(b)), cache_dir)]
-    pz_cached = photoz and is_cached(config, filters, photoz_nodes(config), cache_dir)
+    todo = [int(b) for b in blocks if not is_on_disk(config, filters, lattice_block_nodes(config, int(b)), cache_dir)]
+    pz_cached = photoz and is_on_disk(config, filters, photoz_nodes(config), cache_dir)
     pz_todo = photoz and not pz_cached
     total = len(todo) + int(pz_todo) + int(kernel)
     done = 0
@@ -93,13 +93,17 @@ def prebuild(config: FitConfig, filters: Sequence[str], blocks: np.ndarray, cach
         if pz_todo:
             jobs.append(pool.submit(_build_photoz, text, filters, str(cache_dir)))
         jobs += [pool.submit(_build_block, text, filters, b, str(cache_dir)) for b in todo]
-        for job in as_completed(jobs):
-            value = job.result()  # a failed build raises here, naming its error
-            if job is compile_job:
-                kernel_seconds = float(value)
-            done += 1
-            if on_progress is not None:
-                on_progress(done, total)
+        try:
+            for job in as_completed(jobs):
+                value = job.result()  # a failed build raises here, naming its error
+                if job is compile_job:
+                    kernel_seconds = float(value)
+                done += 1
+                if on_progress is not None:
+                    on_progress(done, total)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # report the error now, not after every queued block
+            raise
     return PrebuildReport(blocks_built=len(todo), blocks_cached=len(blocks) - len(todo),
                           photoz_grid="built" if pz_todo else ("cached" if pz_cached else "not needed"),
                           kernel_seconds=kernel_seconds, seconds=time.perf_counter() - t0)

@@ -34,6 +34,7 @@ def _fit(monkeypatch: pytest.MonkeyPatch, catalog: Path, workflow: Path, cache: 
 def test_prepare_builds_every_grid_a_fit_reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workflow: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     catalog = write_small_catalog(tmp_path / "cat.parquet", 30)  # one row without a redshift: photo-z
+    grid_mod.clear_memory_cache()  # what an earlier test left in this process's memory is not on disk here
     prepared = tmp_path / "prepared"
     assert run_sedscale(monkeypatch, "prepare", str(catalog), "--workflow", str(workflow), "--cache-dir",
                         str(prepared), "--workers", "2", "--no-kernel") == 0

@@ -148,3 +148,17 @@ def test_a_dense_call_caches_every_block_it_touches_so_a_repeat_builds_nothing(t
     again = grid_mod.build_lattice_grid(cfg, BANDS, z, cache_dir=tmp_path)
     assert grid_mod.BUILD_COUNT == before
     np.testing.assert_array_equal(again.flux, first.flux)
+
+
+def test_memory_cache_keeps_one_configuration_and_disk_is_told_apart(tmp_path):
+    """What the agent-quality benchmark relies on (the triage grid kept while the exhaustive
+    members' grids are dropped) and what ``sedscale prepare`` relies on (a grid in this process's
+    memory is not a file another process can read)."""
+    keep, drop = FitConfig.from_dict(TINY), FitConfig.from_dict({**TINY, "error_floor": 0.07})
+    nodes = grid_mod.lattice_nodes(keep, np.arange(8 * 50, 8 * 51, dtype=np.int64))
+    grid_mod.clear_memory_cache()
+    for cfg in (keep, drop):
+        grid_mod.build_grid(cfg, BANDS, nodes)  # memory only: no cache_dir
+    assert grid_mod.is_cached(keep, BANDS, nodes, tmp_path) and not grid_mod.is_on_disk(keep, BANDS, nodes, tmp_path)
+    grid_mod.clear_memory_cache(keep_config=keep.hash())
+    assert grid_mod.is_cached(keep, BANDS, nodes, None) and not grid_mod.is_cached(drop, BANDS, nodes, None)
