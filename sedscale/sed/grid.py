@@ -175,7 +175,7 @@ def build_lattice_grid(config: FitConfig, filters: Sequence[str], redshifts: np.
     for blk in blocks:
         block_cells = np.arange(blk * LATTICE_BLOCK, (blk + 1) * LATTICE_BLOCK, dtype=np.int64)
         needed = cells[cells // LATTICE_BLOCK == blk]
-        block_nodes = lattice_nodes(config, block_cells)
+        block_nodes = lattice_block_nodes(config, int(blk))
         if (not dense_call and needed.size <= SPARSE_BLOCK_NODES
                 and not is_cached(config, filters, block_nodes, cache_dir)):
             # not written to disk: one source's nodes under (mostly) a one-off configuration
@@ -224,13 +224,6 @@ def clear_memory_cache(keep_config: str | None = None) -> None:
             del _MEMORY_CACHE[key]
 
 
-def is_on_disk(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray, cache_dir: Path) -> bool:
-    """Whether this grid's file is in ``cache_dir`` (what another process would find; the memory
-    cache of this one does not count)."""
-    _, path = _cache_slot(config, tuple(filters), np.asarray(redshifts, dtype=np.float64).reshape(-1), cache_dir)
-    return path is not None and path.exists()
-
-
 def _cache_slot(config: FitConfig, filters: tuple[str, ...], z: np.ndarray,
                 cache_dir: Path | None) -> tuple[str, Path | None]:
     """The grid's cache key and its file in ``cache_dir`` (None without one)."""
@@ -238,12 +231,15 @@ def _cache_slot(config: FitConfig, filters: tuple[str, ...], z: np.ndarray,
     return key, (Path(cache_dir) / f"grid-{key[:32]}.npz" if cache_dir is not None else None)
 
 
-def is_cached(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray, cache_dir: Path | None) -> bool:
-    """Whether :func:`build_grid` would find this grid in memory or on disk (no build)."""
+def is_cached(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray, cache_dir: Path | None, *,
+              in_memory: bool = True) -> bool:
+    """Whether :func:`build_grid` would find this grid in memory or on disk (no build); with
+    ``in_memory`` off, on disk only — what another process would find."""
     key, path = _cache_slot(config, tuple(filters), np.asarray(redshifts, dtype=np.float64).reshape(-1), cache_dir)
-    with _MEMORY_LOCK:
-        if key in _MEMORY_CACHE:
-            return True
+    if in_memory:
+        with _MEMORY_LOCK:
+            if key in _MEMORY_CACHE:
+                return True
     return path is not None and path.exists()
 
 

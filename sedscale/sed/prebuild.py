@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sedscale.sed.config import FitConfig
-from sedscale.sed.grid import (LATTICE_BLOCK, build_grid, build_lattice_block, is_on_disk, lattice_block_nodes,
+from sedscale.sed.grid import (LATTICE_BLOCK, build_grid, build_lattice_block, is_cached, lattice_block_nodes,
                                photoz_nodes)
 
 
@@ -76,8 +76,8 @@ def prebuild(config: FitConfig, filters: Sequence[str], blocks: np.ndarray, cach
     filters = tuple(filters)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    todo = [int(b) for b in blocks if not is_on_disk(config, filters, lattice_block_nodes(config, int(b)), cache_dir)]
-    pz_cached = photoz and is_on_disk(config, filters, photoz_nodes(config), cache_dir)
+    todo = [int(b) for b in blocks if not is_cached(config, filters, lattice_block_nodes(config, int(b)), cache_dir, in_memory=False)]
+    pz_cached = photoz and is_cached(config, filters, photoz_nodes(config), cache_dir, in_memory=False)
     pz_todo = photoz and not pz_cached
     total = len(todo) + int(pz_todo) + int(kernel)
     done = 0

@@ -60,6 +60,7 @@ def test_llm_strategies_run_against_a_real_server(agent_llm: dict, tmp_path: Pat
     llm = obj["strategies"]["llm"]
     assert tuple(llm) == METRIC_KEYS
     assert llm["tokens_per_source"] > 0 and llm["agent_steps_per_source"] > 0  # the server was asked
-    assert llm["models_per_source"] > obj["strategies"]["triage"]["models_per_source"]  # and its actions fitted
+    # re-fits ran after triage (the LLM's actions, or the rules' where the policy fell back to them)
+    assert llm["models_per_source"] > obj["strategies"]["triage"]["models_per_source"]
     assert obj["strategies"]["rules"]["tokens_per_source"] == 0
     assert "llm" in proc.stdout and "rules ÷ exhaustive" in proc.stdout

@@ -159,6 +159,6 @@ def test_memory_cache_keeps_one_configuration_and_disk_is_told_apart(tmp_path):
     grid_mod.clear_memory_cache()
     for cfg in (keep, drop):
         grid_mod.build_grid(cfg, BANDS, nodes)  # memory only: no cache_dir
-    assert grid_mod.is_cached(keep, BANDS, nodes, tmp_path) and not grid_mod.is_on_disk(keep, BANDS, nodes, tmp_path)
+    assert grid_mod.is_cached(keep, BANDS, nodes, tmp_path) and not grid_mod.is_cached(keep, BANDS, nodes, tmp_path, in_memory=False)
     grid_mod.clear_memory_cache(keep_config=keep.hash())
     assert grid_mod.is_cached(keep, BANDS, nodes, None) and not grid_mod.is_cached(drop, BANDS, nodes, None)
