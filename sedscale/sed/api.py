@@ -60,7 +60,7 @@ class FitResult:
     dof: np.ndarray  # max(n_bands − n_free, 1); n_free = 1 (normalisation), 2 in photo-z mode
     n_bands: np.ndarray  # bands observed (finite flux and error > 0)
     n_good_models: np.ndarray  # models within Δχ² (KernelOptions.delta_chi2_good) of the best
-    residual_sigma: np.ndarray  # (N, B) (f − f_best) / σ_eff, NaN where not observed
+    residual_sigma: np.ndarray  # (N, B) (f − f_best) / σ_eff, NaN where not observed; ≤ 0 for a limit
     best_flux: np.ndarray  # (N, B) µJy
     best_index: np.ndarray  # model index in the grid (−1 = not fitted)
     redshift: np.ndarray  # input redshift, or z_phot in photo-z mode

@@ -181,6 +181,18 @@ class _SourceFit:
     block_prob: np.ndarray  # (n_blocks,)
 
 
+def limit_aware_residual(flux: np.ndarray, model: np.ndarray, sigma: np.ndarray, is_limit: np.ndarray) -> np.ndarray:
+    """(f − model)/σ per band, NaN where not observed; for an upper-limit band only the model's
+    excess *above* the limit counts (≤ 0), 0 where the model lies below it.
+
+    Why: a model below an upper limit agrees with it — Sawicki's term −2 ln Φ((f_lim − m)/σ) → 0 —
+    but (f_lim − m)/σ is large and positive, so the acceptance test's per-band |r| cut and the
+    rules' "under-predicted" patterns would read a met limit as a missing flux."""
+    with np.errstate(invalid="ignore"):
+        resid = np.where(np.isfinite(sigma), (flux - model) / sigma, np.nan)
+    return np.where(is_limit & np.isfinite(resid), np.minimum(resid, 0.0), resid)
+
+
 def _fit_one(obs: Observations, blocks: Sequence[Block], row: int, is_limit: np.ndarray,
              table: ModelTable, options: KernelOptions) -> _SourceFit:
     """Source ``row`` against every pair; weights and estimates as the kernel's."""
@@ -195,8 +207,7 @@ def _fit_one(obs: Observations, blocks: Sequence[Block], row: int, is_limit: np.
     bi = int(pairs.block[best])
     sigma = obs.sigma_eff(np.array([row]), blocks[bi].sigma_extra)[0]
     best_flux = pairs.s[best] * _block_models(blocks[bi], row)[pairs.column[best]]
-    with np.errstate(invalid="ignore"):
-        resid = np.where(np.isfinite(sigma), (obs.flux[row] - best_flux) / sigma, np.nan)
+    resid = limit_aware_residual(obs.flux[row], best_flux, sigma, is_limit)
     n_bands = int(np.sum(np.isfinite(sigma)))
     estimates, pct = mom.estimates(table), _percentiles(pairs, table, options)
     _undetected_estimates(estimates, {k: v[None] for k, v in pct.items()}, table)  # only limits: as the kernel

@@ -165,3 +165,23 @@ def test_a_source_with_only_limits_is_fitted_with_a_mass_upper_limit() -> None:
     assert np.all(np.isfinite(q)) and np.all(np.diff(q) > 0)
     assert out.estimates["logmstar"][0][0] == pytest.approx(q[2])
     assert out.log_s_best[0] == -np.inf and out.best_model[0] >= 0
+
+
+def test_a_met_limit_has_no_residual_and_an_exceeded_one_a_negative_one() -> None:
+    """One model (1, 0.1, 1): bands 1 and 3 detected at 10 ± 1, band 2 a limit. With the limit at
+    5 (σ 0.5) the best s = 10 puts the model at 1, 8σ below it: residual 0, not +8 — so neither the
+    acceptance test's |r| cut nor a rule reads a met limit as missing flux. With the limit at 0.2
+    (σ 0.1) the model cannot drop below it while fitting bands 1 and 3: its residual is
+    (0.2 − s·0.1)/0.1 < 0, the same as a measured band's would be, and the detected bands keep theirs."""
+    table = _table(1)
+    block = Block(ModelSet(np.array([[[1.0, 0.1, 1.0]]]), np.arange(1)))
+    is_limit = np.array([[False, True, False]] * 2)
+    flux = np.array([[10.0, 5.0, 10.0], [10.0, 0.2, 10.0]])
+    error = np.array([[1.0, 0.5, 1.0], [1.0, 0.1, 1.0]])
+    out = run_kernel_with_limits(Observations(flux, error, 0.0), [block], table, KernelOptions(), np, is_limit)
+    assert out.residual_sigma[0, 1] == 0.0
+    np.testing.assert_allclose(out.residual_sigma[0, [0, 2]], 0.0, atol=1e-9)
+    s = out.best_flux[1, 0]
+    assert out.residual_sigma[1, 1] == pytest.approx((0.2 - 0.1 * s) / 0.1, rel=1e-6)  # models are float32
+    assert out.residual_sigma[1, 1] < -1.0
+    np.testing.assert_allclose(out.residual_sigma[1, [0, 2]], (10.0 - s) / 1.0, rtol=1e-6)
