@@ -4,9 +4,11 @@ One function draws it into a matplotlib figure, so ``sedscale show`` (a full-siz
 report's gallery (thumbnails) show the same thing:
 
 * top: the photometry at the bands' pivot wavelengths with 1σ error bars; a band with S/N < 3
-  (:data:`LIMIT_SNR`) is drawn as a 3σ upper limit (a downward arrow from max(f, 0) + 3σ); the
-  best-fit model's spectrum and its band fluxes (open squares);
-* bottom: residuals (f − model) / σ_eff in σ, σ_eff with the fit's error floor;
+  (:data:`LIMIT_SNR`) is drawn as a 3σ upper limit (a downward arrow from max(f, 0) + 3σ), a band
+  the profile declares an upper limit as an arrow from its limit; the best-fit model's spectrum
+  and its band fluxes (open squares);
+* bottom: residuals (f − model) / σ_eff in σ, σ_eff with the fit's error floor (a declared limit:
+  only the model's excess above it, as in the fit);
 * right, where the results carry them: the log M* posterior as an interval plot (2.5–97.5 % thin,
   16–84 % thick, median dot; the point estimate ``logmstar`` as a cross) — the store keeps
   percentiles, not the full posterior.
@@ -71,15 +73,20 @@ def _photometry(ax: Axes, sed: SourceSED, lam_um: np.ndarray, compact: bool) -> 
     observed = np.isfinite(f) & np.isfinite(e) & (e > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.where(observed, f / e, np.nan)
-    det = observed & (snr >= LIMIT_SNR)
-    lim = observed & ~det
+    declared = observed & sed.limits  # the catalog's own upper limits: drawn at their value
+    det = observed & ~declared & (snr >= LIMIT_SNR)
+    lim = observed & ~declared & ~det
     size = 4 if compact else 6
     ax.errorbar(lam_um[det], f[det], yerr=e[det], fmt="o", color="C0", ms=size, capsize=2, label="observed", zorder=3)
     upper = np.maximum(f[lim], 0.0) + LIMIT_SIGMA * e[lim]
     if lim.any():
         ax.errorbar(lam_um[lim], upper, yerr=0.35 * upper, uplims=True, fmt="v", color="C3", ms=size,
                     capsize=2, label=f"{LIMIT_SIGMA:g}σ upper limit", zorder=3)
-    return [*f[det][f[det] > 0], *upper]
+    given = f[declared]
+    if declared.any():
+        ax.errorbar(lam_um[declared], given, yerr=0.35 * np.abs(given), uplims=True, fmt="v", color="C4",
+                    ms=size, capsize=2, label="catalog upper limit", zorder=3)
+    return [*f[det][f[det] > 0], *upper, *given[given > 0]]
 
 
 def _model(ax: Axes, sed: SourceSED, lam_um: np.ndarray, xlim: tuple[float, float]) -> list[float]:

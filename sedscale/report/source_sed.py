@@ -56,6 +56,13 @@ class SourceSED:
     error_floor: float
     model: ModelSED | None
     note: str = ""
+    #: (B,) bool: the profile declares the band an upper limit (flux = the limit, error = its width)
+    is_limit: np.ndarray | None = None
+
+    @property
+    def limits(self) -> np.ndarray:
+        """(B,) bool, all False when no band is a declared limit."""
+        return np.zeros(self.flux.shape, bool) if self.is_limit is None else self.is_limit
 
     @property
     def source_id(self) -> int:
@@ -65,7 +72,7 @@ class SourceSED:
         """(flux − model) / σ_eff per band; NaN without a model or where not observed."""
         if self.model is None:
             return np.full(self.flux.shape, np.nan)
-        return self.model.residual_sigma(self.flux, self.error, self.error_floor)
+        return self.model.residual_sigma(self.flux, self.error, self.error_floor, self.limits)
 
 
 def load_fit_config(paths: CampaignPaths, config_hash: str, triage: FitConfig) -> FitConfig:
@@ -110,7 +117,8 @@ def source_sed(ctx: CampaignContext, row: ResultRow, phot: Photometry, index: in
     a source that was not fitted, or whose model is not recorded, comes without one."""
     plain = SourceSED(row=row, filters=tuple(phot.filters), flux=np.asarray(phot.flux[index], np.float64),
                       error=np.asarray(phot.error[index], np.float64),
-                      error_floor=ctx.options.fit_config.error_floor, model=None)
+                      error_floor=ctx.options.fit_config.error_floor, model=None,
+                      is_limit=np.asarray(phot.limits[index], bool))
     if row.get("status") != STATUS_FITTED:
         return dataclasses.replace(plain, note=f"{row.get('status')}: {row.get('reason')}")
     config_id, best, z = row.get("fit_config_id"), row.get("best_model"), row.get("redshift")
@@ -121,7 +129,7 @@ def source_sed(ctx: CampaignContext, row: ResultRow, phot: Photometry, index: in
     except CampaignError as exc:
         return dataclasses.replace(plain, note=str(exc))
     model = rebuild_model(config, phot.filters, int(str(best)), float(str(z)), cache_dir=ctx.options.cache_dir)
-    scaled = model.scale_to(plain.flux, plain.error, config.error_floor)
+    scaled = model.scale_to(plain.flux, plain.error, config.error_floor, plain.limits)
     return dataclasses.replace(plain, model=scaled, error_floor=config.error_floor)
 
 

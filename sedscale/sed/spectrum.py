@@ -52,21 +52,36 @@ class ModelSED:
     spectrum: np.ndarray  # (L,) f_ν in µJy
     scale: float = 1.0  # M☉ formed
 
-    def scale_to(self, flux: np.ndarray, error: np.ndarray, error_floor: float) -> ModelSED:
+    def scale_to(self, flux: np.ndarray, error: np.ndarray, error_floor: float,
+                 is_limit: np.ndarray | None = None) -> ModelSED:
         """This model with the normalisation that minimises χ² against ``flux`` ± ``error`` (µJy;
-        NaN = not observed), with ``error_floor`` × flux added in quadrature as the fit does."""
+        NaN = not observed), with ``error_floor`` × flux added in quadrature as the fit does.
+        Bands flagged in ``is_limit`` are upper limits (value ``flux``, width ``error``): the
+        normalisation is then the fit's own (Sawicki's likelihood, s ≥ 0; sedscale.sed.limits)."""
         sigma = effective_error(flux, error, error_floor)
         m = self.band_flux / self.scale
         ok = np.isfinite(sigma) & np.isfinite(m)
-        den = float(np.sum(m[ok] ** 2 / sigma[ok] ** 2))
-        s = float(np.sum(flux[ok] * m[ok] / sigma[ok] ** 2)) / den if den > 0 else float("nan")
+        if is_limit is not None and np.any(is_limit & ok):
+            from sedscale.sed.limits import best_normalisation
+
+            usable = np.where(ok, sigma, np.inf)
+            s = float(best_normalisation(np.where(ok, flux, 0.0), usable, is_limit & ok,
+                                         np.where(ok, m, 0.0)[None]).s[0])
+        else:
+            den = float(np.sum(m[ok] ** 2 / sigma[ok] ** 2))
+            s = float(np.sum(flux[ok] * m[ok] / sigma[ok] ** 2)) / den if den > 0 else float("nan")
         factor = s / self.scale
         return ModelSED(self.model_index, self.redshift, self.filters, self.pivots, self.band_flux * factor,
                         self.wavelength, self.spectrum * factor, s)
 
-    def residual_sigma(self, flux: np.ndarray, error: np.ndarray, error_floor: float) -> np.ndarray:
-        """(flux − model) / σ_eff per band (NaN where not observed), σ_eff as in the fit."""
-        return (flux - self.band_flux) / effective_error(flux, error, error_floor)
+    def residual_sigma(self, flux: np.ndarray, error: np.ndarray, error_floor: float,
+                       is_limit: np.ndarray | None = None) -> np.ndarray:
+        """(flux − model) / σ_eff per band (NaN where not observed), σ_eff as in the fit; an
+        upper-limit band counts only the model's excess above its limit, as the fit's residuals do."""
+        from sedscale.sed.limits import limit_aware_residual
+
+        limits = np.zeros(np.shape(flux), bool) if is_limit is None else np.asarray(is_limit, bool)
+        return limit_aware_residual(flux, self.band_flux, effective_error(flux, error, error_floor), limits)
 
 
 def effective_error(flux: np.ndarray, error: np.ndarray, error_floor: float) -> np.ndarray:

@@ -56,6 +56,32 @@ def test_rebuild_model_scales_to_the_photometry(tmp_path: Path) -> None:
         rebuild_model(CONFIG, FILTERS, CONFIG.n_models, Z)
 
 
+def test_a_declared_limit_scales_and_shows_the_model_as_the_fit_does(tmp_path: Path) -> None:
+    """The u band given as an upper limit far above the model: the scale is the detected bands'
+    (2.5e9) and the u residual is 0 (a met limit), where read as a measurement it would be ~+5σ. A limit below the model binds: the scale drops to the kernel's own
+    (``limits.best_normalisation``) and the u residual is the excess, < 0."""
+    from sedscale.sed.limits import best_normalisation
+
+    sed = rebuild_model(CONFIG, FILTERS, 3, Z, cache_dir=tmp_path)
+    truth = 2.5e9 * sed.band_flux
+    error = 0.05 * truth
+    is_limit = np.array([True, False, False, False])
+    flux = truth.copy()
+    flux[0], error[0] = 50 * truth[0], 10 * truth[0]  # a 5σ limit 50× the model's u flux
+    met = sed.scale_to(flux, error, 0.0, is_limit)
+    assert met.scale == pytest.approx(2.5e9, rel=1e-9)
+    assert met.residual_sigma(flux, error, 0.0, is_limit)[0] == 0.0
+    plain = sed.scale_to(flux, error, 0.0)  # the limit read as a measurement: a ~5σ "missing flux"
+    assert plain.residual_sigma(flux, error, 0.0)[0] > 4.0
+
+    flux[0], error[0] = 0.5 * truth[0], 0.1 * truth[0]  # the limit sits at half the model's u flux
+    bound = sed.scale_to(flux, error, 0.0, is_limit)
+    kernel = best_normalisation(flux, error, is_limit, (sed.band_flux / sed.scale)[None])
+    assert bound.scale == pytest.approx(float(kernel.s[0]), rel=1e-9)
+    assert bound.scale < 2.5e9
+    assert bound.residual_sigma(flux, error, 0.0, is_limit)[0] < 0.0
+
+
 def test_the_registry_keeps_configurations_by_their_hash(tmp_path: Path) -> None:
     paths = CampaignPaths.at(tmp_path)
     triage = FitConfig.default()
@@ -72,3 +98,28 @@ def test_the_registry_keeps_configurations_by_their_hash(tmp_path: Path) -> None
     path.write_text(path.read_text().replace("calzetti", "smc"))
     with pytest.raises(CampaignError, match="does not match its hash"):
         load_fit_config(paths, CONFIG.hash(), triage)
+
+
+def test_a_declared_limit_is_drawn_as_the_catalogs_limit(tmp_path: Path) -> None:
+    """The figure's photometry panel draws a declared limit as a "catalog upper limit" arrow at its
+    value, not as a detection with an error bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from sedscale.report.sed_figure import draw_sed
+    from sedscale.report.source_sed import SourceSED
+
+    model = rebuild_model(CONFIG, FILTERS, 3, Z, cache_dir=tmp_path)
+    truth = 2.5e9 * model.band_flux
+    flux, error = truth.copy(), 0.05 * truth
+    flux[0], error[0] = 50 * truth[0], 10 * truth[0]
+    limits = np.array([True, False, False, False])
+    sed = SourceSED(row={"source_id": 7, "status": "fitted"}, filters=FILTERS, flux=flux, error=error,
+                    error_floor=0.0, model=model.scale_to(flux, error, 0.0, limits), is_limit=limits)
+    fig = Figure()
+    draw_sed(fig, sed)
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert "catalog upper limit" in labels
+    assert np.nanmax(np.abs(sed.residual_sigma())) < 1e-6  # met limit and exact detections: all 0
