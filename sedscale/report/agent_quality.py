@@ -145,7 +145,7 @@ def run_exhaustive(inp: BenchInputs, progress: Progress) -> StrategyRun:
             progress("exhaustive", done, total)
         # a member's grids are not read again (29 members would not fit in memory); the triage
         # configuration's stay for the strategies after this one
-        clear_memory_cache(keep_config=inp.options.fit_config.hash())
+        clear_memory_cache(keep_config=inp.options.fit_config.grid_hash())
     note = (f"{len(members)} families" + ("" if inp.exhaustive_changes is None
                                           else f", at most {inp.exhaustive_changes} discrete change(s) from triage"))
     return _run(phot, est, accepted, counter.per_source(phot.source_id), time.perf_counter() - t0, note=note)

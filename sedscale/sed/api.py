@@ -183,7 +183,7 @@ _SETS_CACHE: dict[str, list[ModelSet]] = {}
 
 def _cached_sets(grid: ModelGrid) -> list[ModelSet]:
     """The photo-z model sets of ``grid``, kept for the last few grids (they are reused)."""
-    key = grid.cache_key or grid.config_hash
+    key = grid.cache_key or grid.grid_hash
     if key not in _SETS_CACHE:
         if len(_SETS_CACHE) > 4:
             _SETS_CACHE.clear()

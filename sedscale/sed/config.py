@@ -296,10 +296,26 @@ class FitConfig(BaseModel):
         lives outside the model's fields, so equality and dumps ignore it.)"""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
+    def grid_hash(self) -> str:
+        """sha256 of the configuration without ``error_floor``: what a model grid depends on.
+
+        The floor weighs the data, not the models, so configurations that differ only in it share
+        their grids and every grid cache (a new floor rebuilds nothing); :meth:`hash` still tells
+        them apart as fit configurations (``fit_config_id``)."""
+        return self.grid_digest
+
+    @functools.cached_property
+    def grid_digest(self) -> str:
+        """:meth:`grid_hash`, computed once (as :attr:`digest`)."""
+        payload = json.loads(self.canonical_json())
+        del payload["config"]["error_floor"]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        """pydantic's copy, without the cached :attr:`digest` (an ``update`` changes the content)."""
+        """pydantic's copy, without the cached digests (an ``update`` changes the content)."""
         copy = super().model_copy(update=update, deep=deep)
         copy.__dict__.pop("digest", None)
+        copy.__dict__.pop("grid_digest", None)
         return copy
 
     # --- size -----------------------------------------------------------------------------

@@ -42,7 +42,7 @@ class ModelGrid:
     valid: np.ndarray  # (Z, M) bool; False where the model is older than the Universe at z
     intensive: dict[str, np.ndarray]  # (M,) parameters that do not scale with mass
     extensive: dict[str, np.ndarray]  # (M,) per 1 M☉ formed: mstar (surviving), sfr10, sfr100, ldust
-    config_hash: str
+    grid_hash: str  # FitConfig.grid_hash() of the configuration (the floor is not the grid's)
     cache_key: str = field(default="", compare=False)
 
     @property
@@ -193,7 +193,7 @@ def build_lattice_grid(config: FitConfig, filters: Sequence[str], redshifts: np.
                      flux=np.concatenate([g.flux[t] for g, t in parts]),
                      valid=np.concatenate([g.valid[t] for g, t in parts]),
                      intensive=first.intensive, extensive=first.extensive,
-                     config_hash=first.config_hash)
+                     grid_hash=first.grid_hash)
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,10 +206,10 @@ MEMORY_CACHE_BYTES = int(os.environ.get("SEDSCALE_GRID_MEMORY_BYTES", 2 * 1024**
 
 
 def grid_cache_key(config: FitConfig, filters: Sequence[str], redshifts: np.ndarray) -> str:
-    """sha256 over config hash + redshift nodes + filter set (+ file contents) + code version
-    (+ the cache file layout)."""
+    """sha256 over the config's grid hash (the floor left out: :meth:`FitConfig.grid_hash`) +
+    redshift nodes + filter set (+ file contents) + code version (+ the cache file layout)."""
     h = hashlib.sha256()
-    h.update(config.hash().encode())
+    h.update(config.grid_hash().encode())
     h.update(np.ascontiguousarray(np.asarray(redshifts, dtype=np.float64)).tobytes())
     h.update(json.dumps([filter_identity(f) for f in filters]).encode())
     h.update(f"sedscale={__version__};physics={PHYSICS_VERSION};store={STORE_FORMAT};code={code_digest()}".encode())
@@ -218,9 +218,9 @@ def grid_cache_key(config: FitConfig, filters: Sequence[str], redshifts: np.ndar
 
 def clear_memory_cache(keep_config: str | None = None) -> None:
     """Forget every in-memory grid (tests; memory pressure) but those of the configuration whose
-    hash is ``keep_config``."""
+    :meth:`~sedscale.sed.config.FitConfig.grid_hash` is ``keep_config``."""
     with _MEMORY_LOCK:
-        for key in [k for k, g in _MEMORY_CACHE.items() if keep_config is None or g.config_hash != keep_config]:
+        for key in [k for k, g in _MEMORY_CACHE.items() if keep_config is None or g.grid_hash != keep_config]:
             del _MEMORY_CACHE[key]
 
 
@@ -258,7 +258,7 @@ def _save(path: Path, grid: ModelGrid) -> None:
     arrays = {"flux": grid.flux, "valid": grid.valid, "redshifts": grid.redshifts}
     arrays.update({f"intensive__{k}": v for k, v in grid.intensive.items()})
     arrays.update({f"extensive__{k}": v for k, v in grid.extensive.items()})
-    meta = json.dumps({"filters": list(grid.filters), "config_hash": grid.config_hash})
+    meta = json.dumps({"filters": list(grid.filters), "grid_hash": grid.grid_hash})
     arrays["__meta__"] = np.frombuffer(meta.encode(), dtype=np.uint8)
     write_arrays(path, arrays)
 
@@ -276,7 +276,7 @@ def _load(path: Path, key: str) -> ModelGrid | None:
         valid=data["valid"],
         intensive={k.split("__", 1)[1]: v for k, v in data.items() if k.startswith("intensive__")},
         extensive={k.split("__", 1)[1]: v for k, v in data.items() if k.startswith("extensive__")},
-        config_hash=meta["config_hash"],
+        grid_hash=meta["grid_hash"],
         cache_key=key,
     )
 
@@ -311,7 +311,7 @@ def build_grid(
             arrays = build_arrays(config, filters, z, cached=path is not None and persist)
         BUILD_COUNT["grids"] += 1
         BUILD_COUNT["nodes"] += int(z.size)
-        grid = ModelGrid(filters=filters, redshifts=z, config_hash=config.hash(), cache_key=key, **arrays)
+        grid = ModelGrid(filters=filters, redshifts=z, grid_hash=config.grid_hash(), cache_key=key, **arrays)
         if path is not None and persist:
             _save(path, grid)
     for arr in (grid.flux, grid.valid, grid.redshifts, *grid.intensive.values(), *grid.extensive.values()):

@@ -39,7 +39,7 @@ def test_contract_shapes_and_types() -> None:
         assert g.extensive[key].shape == (m,)
     for key in ("age", "tau", "av", "metallicity", "frac_agn", "logu", "age_mw"):
         assert g.intensive[key].shape == (m,)
-    assert g.config_hash == SMALL.hash()
+    assert g.grid_hash == SMALL.grid_hash()
     assert np.all(np.isfinite(g.flux)) and np.all(g.flux >= 0)
     # surviving mass: 1 M☉ formed leaves 0.5–1 M☉ in stars + remnants (BC03/Kroupa ≈ 0.59 at 12 Gyr)
     assert np.all((g.extensive["mstar"] > 0.5) & (g.extensive["mstar"] <= 1.0))
@@ -74,7 +74,7 @@ def test_memory_and_disk_cache(tmp_path) -> None:
         assert np.array_equal(again.intensive[k], first.intensive[k])
     for k in first.extensive:
         assert np.array_equal(again.extensive[k], first.extensive[k])
-    assert again.filters == first.filters and again.config_hash == first.config_hash
+    assert again.filters == first.filters and again.grid_hash == first.grid_hash
     # a corrupt file is rebuilt, not trusted
     files[0].write_bytes(b"not an npz")
     clear_memory_cache()

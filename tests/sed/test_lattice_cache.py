@@ -154,11 +154,30 @@ def test_memory_cache_keeps_one_configuration_and_disk_is_told_apart(tmp_path):
     """What the agent-quality benchmark relies on (the triage grid kept while the exhaustive
     members' grids are dropped) and what ``sedscale prepare`` relies on (a grid in this process's
     memory is not a file another process can read)."""
-    keep, drop = FitConfig.from_dict(TINY), FitConfig.from_dict({**TINY, "error_floor": 0.07})
+    keep, drop = FitConfig.from_dict(TINY), FitConfig.from_dict({**TINY, "dust_attenuation": {"av": [0.0, 0.7]}})
     nodes = grid_mod.lattice_nodes(keep, np.arange(8 * 50, 8 * 51, dtype=np.int64))
     grid_mod.clear_memory_cache()
     for cfg in (keep, drop):
         grid_mod.build_grid(cfg, BANDS, nodes)  # memory only: no cache_dir
     assert grid_mod.is_cached(keep, BANDS, nodes, tmp_path) and not grid_mod.is_cached(keep, BANDS, nodes, tmp_path, in_memory=False)
-    grid_mod.clear_memory_cache(keep_config=keep.hash())
+    grid_mod.clear_memory_cache(keep_config=keep.grid_hash())
     assert grid_mod.is_cached(keep, BANDS, nodes, None) and not grid_mod.is_cached(drop, BANDS, nodes, None)
+
+
+def test_a_new_floor_builds_no_grid_but_changes_the_fit(tmp_path, monkeypatch):
+    """The floor weighs the data, not the models: a configuration that differs only in
+    ``error_floor`` reads the same grid files (no build), has its own fit-configuration hash, and
+    its χ² is the one of the wider errors."""
+    monkeypatch.setattr(grid_mod, "SPARSE_BLOCK_NODES", 0)  # whole blocks, written to the cache
+    phot = _catalog(12)
+    base = FitConfig.from_dict(TINY)
+    wider = FitConfig.from_dict({**TINY, "error_floor": 0.15})
+    assert wider.grid_hash() == base.grid_hash() and wider.hash() != base.hash()
+    grid_mod.clear_memory_cache()
+    first = fit_photometry(phot, base, cache_dir=tmp_path)
+    grid_mod.clear_memory_cache()  # what the second fit finds must come from disk
+    before = dict(grid_mod.BUILD_COUNT)
+    second = fit_photometry(phot, wider, cache_dir=tmp_path)
+    assert grid_mod.BUILD_COUNT["grids"] == before["grids"]
+    assert second.config_hash == wider.hash()
+    assert np.all(second.chi2_best < first.chi2_best)
