@@ -239,7 +239,7 @@ def _prepare(config: FitConfig) -> dict[str, Any]:
     spectra per metallicity, SFH weights, attenuation curves, absorbed luminosities, dust and AGN
     templates — cached for the last few configurations, so a grid for new redshift nodes costs
     only the per-node work."""
-    key = config.hash()
+    key = config.grid_hash()  # the floor does not enter the models
     with _PREPARED_LOCK:
         if key in _PREPARED:
             _PREPARED.move_to_end(key)
