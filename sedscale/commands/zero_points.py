@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 def zero_points(
     catalog: List[str] = typer.Argument(..., help=CATALOG_HELP),
     profile: str = typer.Option(..., "--profile", "-p", help="profile mapping the id, the bands and the (spectroscopic) redshift column: shipped name or FILE.yaml"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the profile with the zero points here as YAML (default: print the bands' YAML)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the profile with the zero points here as YAML (default: print it to stdout; the summary goes to stderr)"),
     workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="workflow whose fit grid calibrates (default: default)"),
     rounds: int = typer.Option(3, "--rounds", min=1, help="calibration rounds (eazy's demo uses 3)"),
-    min_snr: float = typer.Option(5.0, "--min-snr", min=0.0, help="a band's offset uses the sources detected at this S/N in it"),
+    min_snr: float = typer.Option(5.0, "--min-snr", help="a band's offset uses the sources detected at this S/N (> 0) in it"),
     exclude_ids: Optional[Path] = typer.Option(None, "--exclude-ids", help="text file of source ids (one per line) kept out of the calibration, e.g. the sources you will score photo-z on"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="grid cache (default: $SEDSCALE_CACHE_DIR/grids or ~/.cache/sedscale/grids)"),
 ) -> None:
@@ -46,6 +46,8 @@ def zero_points(
     from sedscale.errors import ConfigError
     from sedscale.sed.zero_points import self_calibrate
 
+    if not min_snr > 0:
+        raise ConfigError(f"--min-snr {min_snr:g}: must be > 0 (a band's offset divides by detected fluxes)")
     wf = load_workflow(workflow)
     source, prof = open_for_profile(catalog_arg(catalog), profile)
     if not prof.redshift:
@@ -55,9 +57,13 @@ def zero_points(
         raise ConfigError(f"{source.name}: no valid row with a redshift in {prof.redshift!r} to calibrate on")
     cache = cache_dir or grid_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    console = make_console(stderr=False)
+    console = make_console(stderr=True)  # stdout carries only the profile's YAML
     with console.status(f"calibrating on {len(phot):,} sources, {rounds} rounds"):
         new = self_calibrate(phot, wf.fit, rounds=rounds, min_snr=min_snr, cache_dir=cache)
+    unusable = [band.label for band, zp in zip(prof.bands, new) if not (np.isfinite(zp) and zp > 0)]
+    if unusable:
+        raise ConfigError(f"{source.name}: no usable zero point for {', '.join(unusable)} "
+                          "(no finite, positive median model/observed ratio); check the band's fluxes")
     with np.errstate(invalid="ignore", divide="ignore"):
         detected = (phot.flux / phot.error >= min_snr) & ~phot.limits
     console.print(f"zero points from {len(phot):,} sources of {source.name} with a redshift "
@@ -66,7 +72,7 @@ def zero_points(
         console.print(f"  {band.label:24s} {zp:8.4f}  ({int(n):,} sources)")
     text = calibrated_profile_yaml(prof, [b.zero_point * z for b, z in zip(prof.bands, new)])
     if output is None:
-        console.print(text, markup=False, highlight=False)
+        print(text, end="")
     else:
         output.write_text(text)
         console.print(f"wrote {output}")
@@ -125,6 +131,7 @@ def _known_redshift_photometry(source: CatalogSource, profile: CatalogProfile, w
         table = read_partition(part, profile.columns(), profile.optional_columns())
         dups = duplicates.rows_in(part.file_index, part.row_start, part.row_stop)
         phot = validate_table(table, profile, rules, duplicate_rows=dups, row_offset=part.row_start).photometry
+        phot = dataclasses.replace(phot, row_index=phot.row_index + part.row_start)  # rows of the catalog
         keep = np.isfinite(phot.redshift)
         if exclude:
             keep &= ~np.isin(phot.source_id, np.fromiter(exclude, np.int64, len(exclude)))

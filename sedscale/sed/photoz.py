@@ -25,7 +25,7 @@ Choices (docs/FITTER.md):
   ``prior="flat"`` gives a prior flat per node (flat in log(1+z)).
 * **Systematic floor**: photo-z mode has its own fractional floor, ``error_floor`` = 0.02
   (EAZY's ``SYS_ERR`` is 0.01; the template error adds the rest), in place of the physics fit's
-  ``FitConfig.error_floor`` (0.05, a CIGALE-like allowance for parameter estimation).
+  ``FitConfig.error_floor`` (0.07, the default grid's calibrated allowance for parameter estimation).
 
 What each choice gained, on HDF-N and on a mock at survey depth: docs/FITTER.md, "Photometric
 redshifts", and ``benchmarks/bench_photoz.py``.

@@ -18,7 +18,8 @@ Two products, each through the code that made the fit's grid:
   µJy).
 
 Both are per 1 M☉ formed; :meth:`ModelSED.scale_to` finds the normalisation that fits a
-source's photometry (the analytic χ² minimum with the fit's error floor).
+source's photometry (the analytic χ² minimum with the given error floor; with declared upper
+limits, Sawicki's likelihood as the fit maximises it).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class ModelSED:
         """This model with the normalisation that minimises χ² against ``flux`` ± ``error`` (µJy;
         NaN = not observed), with ``error_floor`` × flux added in quadrature as the fit does.
         Bands flagged in ``is_limit`` are upper limits (value ``flux``, width ``error``): the
-        normalisation is then the fit's own (Sawicki's likelihood, s ≥ 0; sedscale.sed.limits)."""
+        normalisation then maximises Sawicki's likelihood with s ≥ 0, as the known-z fit does
+        (:func:`sedscale.sed.limits.best_normalisation`; the photometry as given — a caller that
+        wants the fit's exact value passes Milky-Way-corrected fluxes and the fit's floor)."""
         sigma = effective_error(flux, error, error_floor)
         m = self.band_flux / self.scale
         ok = np.isfinite(sigma) & np.isfinite(m)

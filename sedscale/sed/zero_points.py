@@ -21,6 +21,7 @@ import numpy as np
 from sedscale.catalog.photometry import Photometry
 from sedscale.sed.api import fit_photometry
 from sedscale.sed.config import FitConfig
+from sedscale.sed.mw_extinction import deredden
 
 
 def self_calibrate(phot: Photometry, config: FitConfig, *, rounds: int = 3, min_snr: float = 5.0,
@@ -31,7 +32,9 @@ def self_calibrate(phot: Photometry, config: FitConfig, *, rounds: int = 3, min_
     is the normalisation's (the mass), not a calibration: the zero points are scaled to a median
     of 1 over the bands, so the bands that agree keep ≈ 1."""
     known = np.isfinite(phot.redshift)
-    sources = phot.take(np.flatnonzero(known))
+    # compare like with like: best_flux comes out of the fit Milky-Way-corrected, so correct the
+    # observed fluxes first (a zero point multiplies before the correction, so the ratio is the same)
+    sources = deredden(phot.take(np.flatnonzero(known)))
     zero_points = np.ones(len(phot.filters))
     for _ in range(rounds):
         scaled = dataclasses.replace(sources, flux=sources.flux * zero_points,

@@ -35,6 +35,29 @@ def test_a_band_ten_percent_low_is_found(sedscale_cache_dir: Path) -> None:
     np.testing.assert_allclose(np.delete(zp, 2), 1.0, atol=0.005)
 
 
+@pytest.mark.slow  # as above
+def test_milky_way_extinction_does_not_leak_into_the_zero_points(sedscale_cache_dir: Path) -> None:
+    """The same sources seen through E(B−V) = 0.1 (fluxes dimmed by each band's 10^(−0.4 E k)):
+    the fit corrects them, so the zero points must not absorb the extinction (they did, before,
+    by comparing corrected model fluxes with uncorrected observed ones: 1.23 in g after one round)."""
+    from sedscale.sed.grid import build_grid
+    from sedscale.sed.mw_extinction import band_a_over_ebv
+    from sedscale.sed.zero_points import self_calibrate
+
+    cfg = FitConfig.from_dict(TINY)
+    z = np.array([0.6, 0.8, 1.0, 1.2, 0.7, 0.9])
+    grid = build_grid(cfg, BANDS, z, cache_dir=sedscale_cache_dir)
+    picks = [0, 3, 7, 10, 14, 16]
+    flux = np.stack([grid.at_redshift(zi)[j] * 1e10 / grid.extensive["mstar"][j] for zi, j in zip(z, picks)])
+    flux[:, 2] *= 0.9
+    dimmed = flux / 10 ** (0.4 * 0.1 * band_a_over_ebv(BANDS))[None, :]
+    phot = Photometry(np.arange(z.size), dimmed, 0.02 * dimmed, z, BANDS, np.arange(z.size), ebv=np.full(z.size, 0.1))
+    zp = self_calibrate(phot, cfg, rounds=2, cache_dir=sedscale_cache_dir)
+    assert zp[2] == pytest.approx(1 / 0.9, rel=0.02)
+    np.testing.assert_allclose(np.delete(zp, 2), 1.0, atol=0.005)
+    assert phot.extinction[0] == 0.1  # the caller's photometry is untouched
+
+
 def test_zero_point_snippet_loads_back_as_a_profile(tmp_path: Path) -> None:
     import pyarrow as pa
 

@@ -66,7 +66,7 @@ def test_zero_points_command_writes_a_profile_that_corrects_the_low_band(
     out = tmp_path / "calibrated.yaml"
     assert run_sedscale(monkeypatch, "zero-points", str(catalog), "--profile", "generic", "--workflow", str(workflow),
                         "--exclude-ids", str(exclude), "--rounds", "2", "-o", str(out), "--cache-dir", str(cache)) == 0
-    said = capsys.readouterr().out
+    said = capsys.readouterr().err  # the summary; stdout is kept for the YAML
     assert "zero points from 6 sources" in said  # id 7 has no redshift, id 99 is excluded
 
     profile = load_profile(out, pq.read_schema(catalog))
@@ -83,6 +83,15 @@ def test_zero_points_command_writes_a_profile_that_corrects_the_low_band(
     again = load_profile(tmp_path / "again.yaml", pq.read_schema(catalog))
     np.testing.assert_allclose([b.zero_point for b in again.bands], [b.zero_point for b in profile.bands], rtol=0.005)
 
+    # without -o the profile goes to stdout alone: redirected to a file, it loads
+    capsys.readouterr()
+    assert run_sedscale(monkeypatch, "zero-points", str(catalog), "--profile", str(out), "--workflow", str(workflow),
+                        "--exclude-ids", str(exclude), "--rounds", "1", "--cache-dir", str(cache)) == 0
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(capsys.readouterr().out)
+    assert [b.zero_point for b in load_profile(printed, pq.read_schema(catalog)).bands] == \
+        [b.zero_point for b in again.bands]
+
 
 def test_zero_points_command_names_a_bad_ids_line_and_a_profile_without_redshift(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,6 +105,9 @@ def test_zero_points_command_names_a_bad_ids_line_and_a_profile_without_redshift
     assert run_sedscale(monkeypatch, "zero-points", str(catalog), "--profile", "generic", "--exclude-ids", str(ids)) != 0
     err = capsys.readouterr().err
     assert "line 2" in err and "source-two" in err
+
+    assert run_sedscale(monkeypatch, "zero-points", str(catalog), "--profile", "generic", "--min-snr", "0") != 0
+    assert "--min-snr 0: must be > 0" in capsys.readouterr().err
 
     no_z = tmp_path / "noz.yaml"
     no_z.write_text("id: source_id\nbands:\n  - {column: flux_lsst_r, error: fluxerr_lsst_r, filter: lsst_r}\n")
