@@ -67,6 +67,20 @@ class Photometry:
         observed: np.ndarray = np.sum(np.isfinite(self.flux) & np.isfinite(self.error), axis=1)
         return observed
 
+    @staticmethod
+    def concat(parts: "list[Photometry]") -> "Photometry":
+        """The sources of ``parts`` (same filters, at least one part) one after another."""
+        return Photometry(
+            source_id=np.concatenate([p.source_id for p in parts]),
+            flux=np.concatenate([p.flux for p in parts]),
+            error=np.concatenate([p.error for p in parts]),
+            redshift=np.concatenate([p.redshift for p in parts]),
+            filters=parts[0].filters,
+            row_index=np.concatenate([p.row_index for p in parts]),
+            is_limit=np.concatenate([p.limits for p in parts]),
+            ebv=np.concatenate([p.extinction for p in parts]),
+        )
+
     def take(self, index: np.ndarray) -> "Photometry":
         """The sources at ``index`` (an integer or boolean array)."""
         return Photometry(

@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from sedscale.catalog.duplicates import find_duplicate_ids
+from sedscale.catalog.partition import Partition
 from sedscale.catalog.plan import DEFAULT_ROWS_PER_PARTITION, plan_partitions
 from sedscale.catalog.profiles import CatalogProfile
 from sedscale.catalog.read import read_partition
 from sedscale.catalog.source import CatalogSource
-from sedscale.catalog.validate import ValidationRules, validate_table
+from sedscale.catalog.validate import ValidationOutcome, ValidationRules, validate_table
 
 
 @dataclass
@@ -49,13 +50,8 @@ def validate_catalog(
 ) -> CatalogValidation:
     """Counts of valid and quarantined rows (by reason) over the whole catalog."""
     partitions = plan_partitions(source, rows_per_partition)
-    dup_index = find_duplicate_ids(source, profile.id, workdir)
-    columns = profile.columns()
     out = CatalogValidation()
-    for part in partitions:
-        table = read_partition(part, columns, profile.optional_columns())
-        dups = dup_index.rows_in(part.file_index, part.row_start, part.row_stop)
-        outcome = validate_table(table, profile, rules, duplicate_rows=dups, row_offset=part.row_start)
+    for part, outcome in validated_partitions(source, profile, partitions, rules, workdir=workdir):
         out.rows_total += outcome.n_rows
         out.rows_valid += outcome.n_valid
         out.rows_quarantined += outcome.n_quarantined
@@ -68,3 +64,22 @@ def validate_catalog(
         if on_partition:
             on_partition(outcome.n_rows, len(partitions))
     return out
+
+
+def validated_partitions(
+    source: CatalogSource,
+    profile: CatalogProfile,
+    partitions: list[Partition],
+    rules: ValidationRules | None = None,
+    *,
+    workdir: Optional[Path] = None,
+) -> Iterator[tuple[Partition, ValidationOutcome]]:
+    """Each of ``partitions`` (:func:`plan_partitions` of ``source``) with its validation outcome,
+    in order — duplicate ids found across the whole catalog first, one partition's projected
+    columns in memory at a time."""
+    dup_index = find_duplicate_ids(source, profile.id, workdir)
+    columns = profile.columns()
+    for part in partitions:
+        table = read_partition(part, columns, profile.optional_columns())
+        dups = dup_index.rows_in(part.file_index, part.row_start, part.row_stop)
+        yield part, validate_table(table, profile, rules, duplicate_rows=dups, row_offset=part.row_start)

@@ -119,29 +119,18 @@ def _known_redshift_photometry(source: CatalogSource, profile: CatalogProfile, w
 
     import numpy as np
 
-    from sedscale.catalog.duplicates import find_duplicate_ids
+    from sedscale.catalog.photometry import Photometry
     from sedscale.catalog.plan import plan_partitions
-    from sedscale.catalog.read import read_partition
-    from sedscale.catalog.validate import validate_table
+    from sedscale.catalog.scan import validated_partitions
 
-    rules = wf.validation_rules()
-    duplicates = find_duplicate_ids(source, profile.id)
+    excluded = np.fromiter(exclude or (), np.int64)
     parts = []
-    for part in plan_partitions(source, 50_000):
-        table = read_partition(part, profile.columns(), profile.optional_columns())
-        dups = duplicates.rows_in(part.file_index, part.row_start, part.row_stop)
-        phot = validate_table(table, profile, rules, duplicate_rows=dups, row_offset=part.row_start).photometry
+    for part, outcome in validated_partitions(source, profile, plan_partitions(source, 50_000), wf.validation_rules()):
+        phot = outcome.photometry
         phot = dataclasses.replace(phot, row_index=phot.row_index + part.row_start)  # rows of the catalog
-        keep = np.isfinite(phot.redshift)
-        if exclude:
-            keep &= ~np.isin(phot.source_id, np.fromiter(exclude, np.int64, len(exclude)))
+        keep = np.isfinite(phot.redshift) & ~np.isin(phot.source_id, excluded)
         parts.append(phot.take(np.flatnonzero(keep)))
-    first = parts[0]
-    return dataclasses.replace(
-        first, source_id=np.concatenate([p.source_id for p in parts]), flux=np.concatenate([p.flux for p in parts]),
-        error=np.concatenate([p.error for p in parts]), redshift=np.concatenate([p.redshift for p in parts]),
-        row_index=np.concatenate([p.row_index for p in parts]), is_limit=np.concatenate([p.limits for p in parts]),
-        ebv=np.concatenate([p.extinction for p in parts]))
+    return Photometry.concat(parts)
 
 
 def register(app: typer.Typer) -> None:

@@ -279,9 +279,10 @@ class FitConfig(BaseModel):
         return float(value)
 
     # --- identity -------------------------------------------------------------------------
-    def canonical_json(self) -> str:
-        """The config as canonical JSON (sorted keys, floats), the input of :meth:`hash`."""
-        config = self.model_dump(mode="json")
+    def canonical_json(self, *, without: tuple[str, ...] = ()) -> str:
+        """The config as canonical JSON (sorted keys, floats), the input of :meth:`hash`; the
+        top-level fields in ``without`` left out (:meth:`grid_hash` leaves out the floor)."""
+        config = self.model_dump(mode="json", exclude=set(without))
         if config["agn"]["fraction_at"] == "dust":  # the default: hashes from before the field stay
             del config["agn"]["fraction_at"]
         payload = {"schema": SCHEMA_VERSION, "config": config}
@@ -310,9 +311,7 @@ class FitConfig(BaseModel):
     @functools.cached_property
     def grid_digest(self) -> str:
         """:meth:`grid_hash`, computed once (as :attr:`digest`)."""
-        payload = json.loads(self.canonical_json())
-        del payload["config"]["error_floor"]
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        return hashlib.sha256(self.canonical_json(without=("error_floor",)).encode()).hexdigest()
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """pydantic's copy, without the cached digests (an ``update`` changes the content)."""

@@ -38,6 +38,7 @@ from sedscale.sed.config import FitConfig
 from sedscale.sed.filters import load_filters
 from sedscale.sed.grid import build_lattice_grid, known_z_cells, lattice_coordinates
 from sedscale.sed.igm import igm_transmission
+from sedscale.sed.limits import best_normalisation, limit_aware_residual
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,6 @@ class ModelSED:
         m = self.band_flux / self.scale
         ok = np.isfinite(sigma) & np.isfinite(m)
         if is_limit is not None and np.any(is_limit & ok):
-            from sedscale.sed.limits import best_normalisation
-
             usable = np.where(ok, sigma, np.inf)
             s = float(best_normalisation(np.where(ok, flux, 0.0), usable, is_limit & ok,
                                          np.where(ok, m, 0.0)[None]).s[0])
@@ -81,8 +80,6 @@ class ModelSED:
                        is_limit: np.ndarray | None = None) -> np.ndarray:
         """(flux − model) / σ_eff per band (NaN where not observed), σ_eff as in the fit; an
         upper-limit band counts only the model's excess above its limit, as the fit's residuals do."""
-        from sedscale.sed.limits import limit_aware_residual
-
         limits = np.zeros(np.shape(flux), bool) if is_limit is None else np.asarray(is_limit, bool)
         return limit_aware_residual(flux, self.band_flux, effective_error(flux, error, error_floor), limits)
 
